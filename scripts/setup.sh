@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs what is missing, idempotently and quietly once done:
+# Debian packages, livekit-server (Go), tauri-driver (cargo), npm packages for ui/.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+
+APT_PACKAGES=(
+  # build: Tauri/WebKitGTK, TLS-free (rustls) so no libssl
+  build-essential pkg-config libwebkit2gtk-4.1-dev
+  # run and test: a window without a display, WebDriver, screenshots
+  xvfb webkit2gtk-driver imagemagick
+  # the real keychain: Secret Service from gnome-keyring on a private D-Bus
+  gnome-keyring dbus dbus-user-session libsecret-tools
+  # misc used by scripts
+  curl procps
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# livekit-server, built from source by the Go toolchain, pinned.
+LK="$ESTRADE_BIN/livekit-server-$LIVEKIT_VERSION"
+if [ ! -x "$LK" ]; then
+  command -v go >/dev/null || die "Go is required to build livekit-server"
+  log "building livekit-server $LIVEKIT_VERSION with go install (a few minutes, once)"
+  tmp="$(mktemp -d)"
+  GOBIN="$tmp" GOFLAGS=-mod=mod go install "github.com/livekit/livekit-server/cmd/server@$LIVEKIT_VERSION"
+  mv "$tmp/server" "$LK"
+  rmdir "$tmp"
+fi
+
+# tauri-driver: the WebDriver bridge for the desktop end-to-end test.
+if ! "$ESTRADE_BIN/tauri-driver" --help >/dev/null 2>&1; then
+  log "installing tauri-driver $TAURI_DRIVER_VERSION"
+  cargo install --quiet --locked --root "$ESTRADE_CACHE/cargo-install" "tauri-driver" --version "=$TAURI_DRIVER_VERSION"
+  ln -sf "$ESTRADE_CACHE/cargo-install/bin/tauri-driver" "$ESTRADE_BIN/tauri-driver"
+fi
+
+# npm packages for the UI, reinstalled only when the lockfile changed.
+if [ -f "$ESTRADE_ROOT/ui/package-lock.json" ]; then
+  stamp="$ESTRADE_ROOT/ui/node_modules/.estrade-lock"
+  if ! cmp -s "$ESTRADE_ROOT/ui/package-lock.json" "$stamp" 2>/dev/null; then
+    log "installing npm packages (ui/)"
+    (cd "$ESTRADE_ROOT/ui" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    cp "$ESTRADE_ROOT/ui/package-lock.json" "$stamp"
+  fi
+fi

@@ -1,0 +1,67 @@
+import type { Messages } from "./fr";
+
+export const en: Messages = {
+  app: {
+    name: "Estrade",
+    tagline: "Your live training sessions",
+    language: "Language",
+  },
+  signIn: {
+    title: "Sign in",
+    intro: "Sign in with your training organization's account.",
+    backendUrl: "Server address",
+    email: "Email",
+    password: "Password",
+    remember: "Keep me signed in on this computer",
+    submit: "Sign in",
+    submitting: "Signing in…",
+    restoring: "Signing you back in…",
+    rememberFailed:
+      "You are signed in, but the system keychain refused to remember it: you will have to sign in again next time.",
+  },
+  header: {
+    signOut: "Sign out",
+    signedInAs: "Signed in as {name}",
+  },
+  sessions: {
+    title: "My sessions",
+    refresh: "Refresh",
+    loading: "Loading sessions…",
+    empty: "No sessions yet.",
+    live: "Live now",
+    upcoming: "Upcoming",
+    past: "Past",
+    participants: "{count} / {max} participants",
+    ledBy: "Led by {name}",
+    cancelledBecause: "Cancelled: {reason}",
+    status: {
+      scheduled: "Scheduled",
+      live: "Live",
+      ended: "Ended",
+      cancelled: "Cancelled",
+    },
+    role: {
+      trainer: "Lead trainer",
+      co_trainer: "Co-trainer",
+      student: "Participant",
+    },
+  },
+  errors: {
+    generic: "Something went wrong: {message}",
+    invalid_credentials: "Wrong email or password.",
+    invalid_request: "The request is incomplete or invalid.",
+    unreachable: "The server cannot be reached. Check the address and your connection.",
+    timeout: "The server is not answering. Try again in a moment.",
+    server_error: "The server ran into a problem. Try again later.",
+    malformed_response: "The server sent an unexpected answer.",
+    invalid_backend_url: "The server address is not valid.",
+    insecure_backend_url: "The server address must start with https://.",
+    invalid_refresh_token: "Your session expired. Please sign in again.",
+    invalid_token: "Your session expired. Please sign in again.",
+    token_expired: "Your session expired. Please sign in again.",
+    unauthenticated: "Please sign in.",
+    not_signed_in: "Please sign in.",
+    keychain_unavailable: "The system keychain is not available.",
+    keychain_error: "The system keychain refused the operation.",
+  },
+};
