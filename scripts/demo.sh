@@ -9,7 +9,7 @@ cd "$ESTRADE_ROOT"
 "$ESTRADE_ROOT/scripts/setup.sh"
 log "building the UI and the app (the first build takes a while)"
 (cd ui && npm run --silent build -- --logLevel warn)
-cargo build --locked --quiet --bin estrade --bin devserver
+cargo build --locked --quiet --workspace --bins
 
 DEMO="$ESTRADE_CACHE/demo"
 mkdir -p "$DEMO"

@@ -41,7 +41,9 @@ pub struct SignInOutcome {
 /// Signs back in without a password when possible: an automation sign-in given at launch,
 /// else the remembered account's refresh token from the keychain. `None`: show the form.
 #[tauri::command]
-pub async fn restore_session(state: State<'_, AppState>) -> Result<Option<SignInOutcome>, IpcError> {
+pub async fn restore_session(
+    state: State<'_, AppState>,
+) -> Result<Option<SignInOutcome>, IpcError> {
     if let Some(current) = state.current.read().await.as_ref() {
         return Ok(Some(SignInOutcome {
             user: current.signed_in.user().clone(),
@@ -49,9 +51,15 @@ pub async fn restore_session(state: State<'_, AppState>) -> Result<Option<SignIn
             remember_error: None,
         }));
     }
-    let auto = state.auto_sign_in.lock().map_err(|_| IpcError::new("internal", "state poisoned"))?.take();
+    let auto = state
+        .auto_sign_in
+        .lock()
+        .map_err(|_| IpcError::new("internal", "state poisoned"))?
+        .take();
     if let (Some(auto), Some(url)) = (auto, state.launch_backend_url.clone()) {
-        return sign_in_with(&state, url, &auto.email, &auto.password, true).await.map(Some);
+        return sign_in_with(&state, url, &auto.email, &auto.password, true)
+            .await
+            .map(Some);
     }
     let Some(account) = state.account_file.load() else {
         return Ok(None);
@@ -70,7 +78,10 @@ pub async fn restore_session(state: State<'_, AppState>) -> Result<Option<SignIn
         Err(e) => return Err(e.into()),
     };
     // The stored token was used up by the refresh: keep the new one.
-    state.keychain.store(&account, &signed_in.refresh_token().await).await?;
+    state
+        .keychain
+        .store(&account, &signed_in.refresh_token().await)
+        .await?;
     let user = signed_in.user().clone();
     let signed_in = signed_in.with_refresh_token_sink(state.keychain.sink(account.clone()));
     *state.current.write().await = Some(Current { signed_in, account });
@@ -106,7 +117,11 @@ async fn sign_in_with(
     let account = Account::new(url, email);
     let user = signed_in.user().clone();
     let (remembered, remember_error) = if remember {
-        match state.keychain.store(&account, &signed_in.refresh_token().await).await {
+        match state
+            .keychain
+            .store(&account, &signed_in.refresh_token().await)
+            .await
+        {
             Ok(()) => (true, None),
             Err(e) => {
                 tracing::warn!(error = %e, "signed in, but the keychain refused to remember it");

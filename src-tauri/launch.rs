@@ -37,13 +37,18 @@ impl Launch {
         Self::parse(std::env::args().skip(1), password)
     }
 
-    fn parse(mut args: impl Iterator<Item = String>, password: Option<Secret>) -> Result<Self, LaunchError> {
+    fn parse(
+        mut args: impl Iterator<Item = String>,
+        password: Option<Secret>,
+    ) -> Result<Self, LaunchError> {
         let mut backend_url = None;
         let mut email = None;
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--backend-url" => {
-                    let v = args.next().ok_or(LaunchError::MissingValue("--backend-url"))?;
+                    let v = args
+                        .next()
+                        .ok_or(LaunchError::MissingValue("--backend-url"))?;
                     backend_url = Some(BackendUrl::parse(&v)?);
                 }
                 "--email" => email = Some(args.next().ok_or(LaunchError::MissingValue("--email"))?),
@@ -51,7 +56,9 @@ impl Launch {
             }
         }
         let auto_sign_in = match (email, password) {
-            (Some(email), Some(password)) if backend_url.is_some() => Some(AutoSignIn { email, password }),
+            (Some(email), Some(password)) if backend_url.is_some() => {
+                Some(AutoSignIn { email, password })
+            }
             (Some(_), _) => return Err(LaunchError::IncompleteSignIn),
             (None, _) => None,
         };
@@ -67,7 +74,10 @@ mod tests {
     use super::*;
 
     fn args(a: &[&str]) -> impl Iterator<Item = String> {
-        a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>().into_iter()
+        a.iter()
+            .map(|s| (*s).to_owned())
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     #[test]
@@ -79,7 +89,12 @@ mod tests {
         .unwrap();
         assert_eq!(l.backend_url.unwrap().to_string(), "http://127.0.0.1:8787");
         assert_eq!(l.auto_sign_in.unwrap().email, "a@b.c");
-        assert!(Launch::parse(args(&[]), None).unwrap().auto_sign_in.is_none());
+        assert!(
+            Launch::parse(args(&[]), None)
+                .unwrap()
+                .auto_sign_in
+                .is_none()
+        );
     }
 
     #[test]
@@ -92,6 +107,9 @@ mod tests {
             Launch::parse(args(&["--backend-url", "http://example.org"]), None),
             Err(LaunchError::BackendUrl(UrlError::InsecureRemote))
         ));
-        assert!(matches!(Launch::parse(args(&["--nope"]), None), Err(LaunchError::Unknown(_))));
+        assert!(matches!(
+            Launch::parse(args(&["--nope"]), None),
+            Err(LaunchError::Unknown(_))
+        ));
     }
 }

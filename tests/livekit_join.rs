@@ -23,7 +23,10 @@ fn livekit_url() -> String {
 
 /// Signs `email` in through the backend client and joins the live demo session.
 async fn join_grant(backend: &Backend, email: &str) -> Grant {
-    let user = backend.login(email, &Secret::new(seed::DEMO_PASSWORD)).await.expect("sign-in");
+    let user = backend
+        .login(email, &Secret::new(seed::DEMO_PASSWORD))
+        .await
+        .expect("sign-in");
     user.join_session(&SessionId(seed::sessions::LIVE.to_string()))
         .await
         .expect("join grant")
@@ -32,19 +35,25 @@ async fn join_grant(backend: &Backend, email: &str) -> Grant {
 /// Opens the signalling WebSocket (token in the Authorization header, never in the URL)
 /// and returns it with the first server message, which must be a JoinResponse.
 async fn connect(grant: &Grant) -> (Ws, lk::JoinResponse) {
-    let url = format!("{}/rtc?protocol=17&sdk=rust&auto_subscribe=1&adaptive_stream=0", grant.url);
+    let url = format!(
+        "{}/rtc?protocol=17&sdk=rust&auto_subscribe=1&adaptive_stream=0",
+        grant.url
+    );
     let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("Authorization", format!("Bearer {}", grant.token).parse().unwrap());
-    let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap_or_else(|e| match e {
-        tungstenite::Error::Http(r) => panic!(
-            "livekit-server refused the upgrade: {} {}",
-            r.status(),
-            String::from_utf8_lossy(r.body().as_deref().unwrap_or_default())
-        ),
-        e => panic!("cannot reach livekit-server at {}: {e}", grant.url),
-    });
+    request.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {}", grant.token).parse().unwrap(),
+    );
+    let (mut ws, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .unwrap_or_else(|e| match e {
+            tungstenite::Error::Http(r) => panic!(
+                "livekit-server refused the upgrade: {} {}",
+                r.status(),
+                String::from_utf8_lossy(r.body().as_deref().unwrap_or_default())
+            ),
+            e => panic!("cannot reach livekit-server at {}: {e}", grant.url),
+        });
     assert_eq!(response.status(), 101);
     let first = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
         .await
@@ -68,12 +77,17 @@ async fn leave(mut ws: Ws) {
             ..Default::default()
         })),
     };
-    ws.send(Message::Binary(leave.encode_to_vec().into())).await.unwrap();
+    ws.send(Message::Binary(leave.encode_to_vec().into()))
+        .await
+        .unwrap();
     let _ = ws.close(None).await;
 }
 
 fn sources(p: &lk::ParticipantInfo) -> Vec<lk::TrackSource> {
-    let perm = p.permission.as_ref().expect("permissions in ParticipantInfo");
+    let perm = p
+        .permission
+        .as_ref()
+        .expect("permissions in ParticipantInfo");
     let mut s: Vec<_> = perm
         .can_publish_sources
         .iter()
@@ -101,16 +115,28 @@ async fn livekit_accepts_devserver_tokens_with_the_role_permissions() {
     let room = join.room.as_ref().expect("room in JoinResponse");
     assert_eq!(room.name, trainer.room_name);
     assert_eq!(room.name, "estrade-course-1-session-1");
-    let me = join.participant.as_ref().expect("participant in JoinResponse");
+    let me = join
+        .participant
+        .as_ref()
+        .expect("participant in JoinResponse");
     assert_eq!(me.identity, trainer.identity.0);
     assert_eq!(me.name, "Claire Martin");
     assert!(me.sid.starts_with("PA_"), "{}", me.sid);
-    assert_eq!(me.attributes.get("estrade.role").map(String::as_str), Some("trainer"));
+    assert_eq!(
+        me.attributes.get("estrade.role").map(String::as_str),
+        Some("trainer")
+    );
     let perm = me.permission.as_ref().unwrap();
-    assert!(perm.can_publish && perm.can_subscribe && perm.can_publish_data && perm.can_update_metadata);
+    assert!(
+        perm.can_publish && perm.can_subscribe && perm.can_publish_data && perm.can_update_metadata
+    );
     assert_eq!(
         sources(me),
-        vec![lk::TrackSource::Camera, lk::TrackSource::Microphone, lk::TrackSource::ScreenShare]
+        vec![
+            lk::TrackSource::Camera,
+            lk::TrackSource::Microphone,
+            lk::TrackSource::ScreenShare
+        ]
     );
     assert_eq!(join.server_info.as_ref().map(|s| s.protocol), Some(17));
     assert!(join.ping_interval > 0 && join.ping_timeout > join.ping_interval);
@@ -124,7 +150,11 @@ async fn livekit_accepts_devserver_tokens_with_the_role_permissions() {
     assert_eq!(me.name, "Léa Dubois");
     assert_eq!(sources(me), vec![lk::TrackSource::Microphone]);
     assert!(me.permission.as_ref().unwrap().can_publish_data);
-    let others: Vec<_> = join.other_participants.iter().map(|p| p.identity.as_str()).collect();
+    let others: Vec<_> = join
+        .other_participants
+        .iter()
+        .map(|p| p.identity.as_str())
+        .collect();
     assert_eq!(others, vec![trainer.identity.0.as_str()]);
 
     // The co-trainer: microphone and camera.
@@ -156,12 +186,16 @@ async fn livekit_refuses_a_token_signed_with_another_secret() {
     let grant = join_grant(&backend, seed::DEMO_TRAINER_EMAIL).await;
     let url = format!("{}/rtc?protocol=17&sdk=rust", grant.url);
     let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("Authorization", format!("Bearer {}", grant.token).parse().unwrap());
+    request.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {}", grant.token).parse().unwrap(),
+    );
     match tokio_tungstenite::connect_async(request).await {
         Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
-        other => panic!("expected a 401 upgrade refusal, got {:?}", other.map(|(_, r)| r.status())),
+        other => panic!(
+            "expected a 401 upgrade refusal, got {:?}",
+            other.map(|(_, r)| r.status())
+        ),
     }
     devserver.shutdown().await;
 }

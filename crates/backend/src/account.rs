@@ -123,14 +123,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = AccountFile::new(dir.path().join("sub/account.json"));
         assert_eq!(file.load(), None);
-        let acc = Account::new(BackendUrl::parse("http://127.0.0.1:8787").unwrap(), " Claire@Example.org ");
+        let acc = Account::new(
+            BackendUrl::parse("http://127.0.0.1:8787").unwrap(),
+            " Claire@Example.org ",
+        );
         file.save(&acc).unwrap();
         assert_eq!(file.load(), Some(acc.clone()));
-        assert_eq!(acc.keychain_account(), "http://127.0.0.1:8787 claire@example.org");
+        assert_eq!(
+            acc.keychain_account(),
+            "http://127.0.0.1:8787 claire@example.org"
+        );
         std::fs::write(file.path(), b"{not json").unwrap();
         assert_eq!(file.load(), None);
-        std::fs::write(file.path(), br#"{"backend_url":"http://evil.example","email":"x"}"#).unwrap();
-        assert_eq!(file.load(), None, "an insecure URL is refused even from our own file");
+        std::fs::write(
+            file.path(),
+            br#"{"backend_url":"http://evil.example","email":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            file.load(),
+            None,
+            "an insecure URL is refused even from our own file"
+        );
         file.clear().unwrap();
         file.clear().unwrap();
         assert_eq!(file.load(), None);

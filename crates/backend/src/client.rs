@@ -54,7 +54,14 @@ impl Backend {
             email: email.trim().to_owned(),
             password: password.expose().to_owned(),
         };
-        let tokens: TokenResponse = self.call(Method::POST, self.base.endpoint("api/auth/login"), Some(&body), None).await?;
+        let tokens: TokenResponse = self
+            .call(
+                Method::POST,
+                self.base.endpoint("api/auth/login"),
+                Some(&body),
+                None,
+            )
+            .await?;
         Ok(SignedIn::new(self.clone(), tokens))
     }
 
@@ -68,7 +75,13 @@ impl Backend {
         let body = RefreshRequest {
             refresh_token: refresh_token.expose().to_owned(),
         };
-        self.call(Method::POST, self.base.endpoint("api/auth/refresh"), Some(&body), None).await
+        self.call(
+            Method::POST,
+            self.base.endpoint("api/auth/refresh"),
+            Some(&body),
+            None,
+        )
+        .await
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(
@@ -80,7 +93,8 @@ impl Backend {
     ) -> Result<T, ApiError> {
         let path = url.path().to_owned();
         let bytes = self.send(method, url, body, bearer).await?;
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedResponse(format!("{path}: {e}")))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::MalformedResponse(format!("{path}: {e}")))
     }
 
     /// Sends one request and returns the body of a 2xx answer, or the typed error.
@@ -139,7 +153,9 @@ impl Backend {
 
 fn error_from(status: StatusCode, bytes: &[u8]) -> ApiError {
     if status.is_server_error() {
-        return ApiError::Server { status: status.as_u16() };
+        return ApiError::Server {
+            status: status.as_u16(),
+        };
     }
     // A proxy's HTML page has no code: keep the status, say what was expected.
     let (code, message) = match serde_json::from_slice::<ErrorBody>(bytes) {
@@ -222,47 +238,88 @@ impl SignedIn {
     }
 
     pub async fn me(&self) -> Result<User, ApiError> {
-        self.call(Method::GET, self.backend.base.endpoint("api/me"), None::<&()>).await
+        self.call(
+            Method::GET,
+            self.backend.base.endpoint("api/me"),
+            None::<&()>,
+        )
+        .await
     }
 
     pub async fn live_sessions(&self) -> Result<Vec<LiveSession>, ApiError> {
-        self.call(Method::GET, self.backend.base.endpoint("api/live-sessions"), None::<&()>).await
+        self.call(
+            Method::GET,
+            self.backend.base.endpoint("api/live-sessions"),
+            None::<&()>,
+        )
+        .await
     }
 
     pub async fn live_session(&self, id: &SessionId) -> Result<LiveSession, ApiError> {
-        self.call(Method::GET, self.session_url(id, None), None::<&()>).await
+        self.call(Method::GET, self.session_url(id, None), None::<&()>)
+            .await
     }
 
     /// Lead trainer only: `scheduled → live`.
     pub async fn start_session(&self, id: &SessionId) -> Result<LiveSession, ApiError> {
-        self.call(Method::POST, self.session_url(id, Some("start")), None::<&()>).await
+        self.call(
+            Method::POST,
+            self.session_url(id, Some("start")),
+            None::<&()>,
+        )
+        .await
     }
 
     /// Lead trainer only: `live → ended`.
     pub async fn end_session(&self, id: &SessionId) -> Result<LiveSession, ApiError> {
-        self.call(Method::POST, self.session_url(id, Some("end")), None::<&()>).await
+        self.call(Method::POST, self.session_url(id, Some("end")), None::<&()>)
+            .await
     }
 
     /// Lead trainer only: `scheduled → cancelled`.
-    pub async fn cancel_session(&self, id: &SessionId, reason: Option<&str>) -> Result<LiveSession, ApiError> {
+    pub async fn cancel_session(
+        &self,
+        id: &SessionId,
+        reason: Option<&str>,
+    ) -> Result<LiveSession, ApiError> {
         let body = CancelRequest {
             reason: reason.map(str::to_owned),
         };
-        self.call(Method::POST, self.session_url(id, Some("cancel")), Some(&body)).await
+        self.call(
+            Method::POST,
+            self.session_url(id, Some("cancel")),
+            Some(&body),
+        )
+        .await
     }
 
     /// The LiveKit URL and token for the session's room; records attendance.
     pub async fn join_session(&self, id: &SessionId) -> Result<JoinResponse, ApiError> {
-        self.call(Method::POST, self.session_url(id, Some("join")), None::<&()>).await
+        self.call(
+            Method::POST,
+            self.session_url(id, Some("join")),
+            None::<&()>,
+        )
+        .await
     }
 
     pub async fn leave_session(&self, id: &SessionId) -> Result<LeaveResponse, ApiError> {
-        self.call(Method::POST, self.session_url(id, Some("leave")), None::<&()>).await
+        self.call(
+            Method::POST,
+            self.session_url(id, Some("leave")),
+            None::<&()>,
+        )
+        .await
     }
 
     /// Trainers of the session only.
     pub async fn attendance(&self, id: &SessionId) -> Result<Vec<AttendanceRecord>, ApiError> {
-        self.call(Method::GET, self.session_url(id, Some("attendance")), None::<&()>).await
+        self.call(
+            Method::GET,
+            self.session_url(id, Some("attendance")),
+            None::<&()>,
+        )
+        .await
     }
 
     /// Seed-001 compatible: a LiveKit token for a session room by name.
@@ -270,7 +327,12 @@ impl SignedIn {
         let body = LiveKitTokenRequest {
             room_name: room_name.to_owned(),
         };
-        self.call(Method::POST, self.backend.base.endpoint("api/livekit/token"), Some(&body)).await
+        self.call(
+            Method::POST,
+            self.backend.base.endpoint("api/livekit/token"),
+            Some(&body),
+        )
+        .await
     }
 
     /// Revokes this sign-in on the server. The tokens are useless afterwards either way.
@@ -282,7 +344,16 @@ impl SignedIn {
         let body = LogoutRequest {
             refresh_token: Some(refresh.expose().to_owned()),
         };
-        match self.backend.send(Method::POST, self.backend.base.endpoint("api/auth/logout"), Some(&body), Some(&access)).await {
+        match self
+            .backend
+            .send(
+                Method::POST,
+                self.backend.base.endpoint("api/auth/logout"),
+                Some(&body),
+                Some(&access),
+            )
+            .await
+        {
             Ok(_) => Ok(()),
             // Already expired or revoked: signed out is what was asked for.
             Err(ApiError::Unauthorized { .. }) => Ok(()),
@@ -297,7 +368,11 @@ impl SignedIn {
         body: Option<&B>,
     ) -> Result<T, ApiError> {
         let access = self.fresh_access_token().await?;
-        match self.backend.call(method.clone(), url.clone(), body, Some(&access)).await {
+        match self
+            .backend
+            .call(method.clone(), url.clone(), body, Some(&access))
+            .await
+        {
             Err(ApiError::Unauthorized {
                 code: ErrorCode::TokenExpired,
                 ..
@@ -315,7 +390,9 @@ impl SignedIn {
     fn session_url(&self, id: &SessionId, action: Option<&str>) -> url::Url {
         let mut url = self.backend.base.endpoint("api/live-sessions");
         {
-            let mut segments = url.path_segments_mut().expect("http(s) URLs have path segments");
+            let mut segments = url
+                .path_segments_mut()
+                .expect("http(s) URLs have path segments");
             segments.push(&id.0);
             if let Some(action) = action {
                 segments.push(action);
@@ -352,4 +429,3 @@ impl SignedIn {
         Ok(t.access.clone())
     }
 }
-

@@ -25,7 +25,11 @@ pub enum ApiError {
     Conflict { code: ErrorCode, message: String },
     /// Any other 4xx: the request itself was refused.
     #[error("the backend refused the request (HTTP {status}): {message}")]
-    Rejected { status: u16, code: ErrorCode, message: String },
+    Rejected {
+        status: u16,
+        code: ErrorCode,
+        message: String,
+    },
     /// 5xx.
     #[error("the backend failed (HTTP {status})")]
     Server { status: u16 },

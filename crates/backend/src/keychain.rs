@@ -71,9 +71,15 @@ impl Keychain {
         &self.service
     }
 
-    pub async fn store(&self, account: &Account, refresh_token: &Secret) -> Result<(), KeychainError> {
+    pub async fn store(
+        &self,
+        account: &Account,
+        refresh_token: &Secret,
+    ) -> Result<(), KeychainError> {
         let token = refresh_token.clone();
-        Ok(self.run(account, move |e| e.set_password(token.expose())).await??)
+        Ok(self
+            .run(account, move |e| e.set_password(token.expose()))
+            .await??)
     }
 
     /// `Ok(None)` when nothing is stored for the account.
@@ -102,9 +108,11 @@ impl Keychain {
     ) -> Result<keyring::Result<T>, KeychainError> {
         let service = self.service.clone();
         let user = account.keychain_account();
-        tokio::task::spawn_blocking(move || keyring::Entry::new(&service, &user).and_then(|entry| op(&entry)))
-            .await
-            .map_err(|e| KeychainError::Access(format!("keychain task failed: {e}")))
+        tokio::task::spawn_blocking(move || {
+            keyring::Entry::new(&service, &user).and_then(|entry| op(&entry))
+        })
+        .await
+        .map_err(|e| KeychainError::Access(format!("keychain task failed: {e}")))
     }
 }
 
@@ -125,7 +133,11 @@ impl Keychain {
 }
 
 impl RefreshTokenSink for KeychainSink {
-    fn refresh_token_rotated(&self, _user: &estrade_backend_api::User, refresh_token: &Secret) -> BoxFuture {
+    fn refresh_token_rotated(
+        &self,
+        _user: &estrade_backend_api::User,
+        refresh_token: &Secret,
+    ) -> BoxFuture {
         let keychain = self.keychain.clone();
         let account = self.account.clone();
         let token = refresh_token.clone();

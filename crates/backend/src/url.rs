@@ -29,7 +29,11 @@ impl BackendUrl {
         if url.host().is_none() {
             return Err(UrlError::Invalid("no host".into()));
         }
-        if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
+        if !url.username().is_empty()
+            || url.password().is_some()
+            || url.query().is_some()
+            || url.fragment().is_some()
+        {
             return Err(UrlError::UnexpectedParts);
         }
         // A base path is allowed (a backend behind /lms/); `join` needs it to end in '/'.
@@ -42,7 +46,9 @@ impl BackendUrl {
 
     /// `api/live-sessions` → `https://host/base/api/live-sessions`
     pub(crate) fn endpoint(&self, path: &str) -> url::Url {
-        self.0.join(path).expect("relative API paths always join onto a base URL")
+        self.0
+            .join(path)
+            .expect("relative API paths always join onto a base URL")
     }
 
     pub fn as_str(&self) -> &str {
@@ -75,12 +81,30 @@ mod tests {
         assert!(BackendUrl::parse("http://127.0.0.1:8787").is_ok());
         assert!(BackendUrl::parse("http://localhost:8787/").is_ok());
         assert!(BackendUrl::parse("http://[::1]:8787").is_ok());
-        assert_eq!(BackendUrl::parse("http://lms.example.org"), Err(UrlError::InsecureRemote));
-        assert_eq!(BackendUrl::parse("http://10.0.0.2"), Err(UrlError::InsecureRemote));
-        assert_eq!(BackendUrl::parse("ftp://x.org"), Err(UrlError::UnsupportedScheme));
-        assert!(matches!(BackendUrl::parse("not a url"), Err(UrlError::Invalid(_))));
-        assert_eq!(BackendUrl::parse("https://u:p@x.org"), Err(UrlError::UnexpectedParts));
-        assert_eq!(BackendUrl::parse("https://x.org/?a=1"), Err(UrlError::UnexpectedParts));
+        assert_eq!(
+            BackendUrl::parse("http://lms.example.org"),
+            Err(UrlError::InsecureRemote)
+        );
+        assert_eq!(
+            BackendUrl::parse("http://10.0.0.2"),
+            Err(UrlError::InsecureRemote)
+        );
+        assert_eq!(
+            BackendUrl::parse("ftp://x.org"),
+            Err(UrlError::UnsupportedScheme)
+        );
+        assert!(matches!(
+            BackendUrl::parse("not a url"),
+            Err(UrlError::Invalid(_))
+        ));
+        assert_eq!(
+            BackendUrl::parse("https://u:p@x.org"),
+            Err(UrlError::UnexpectedParts)
+        );
+        assert_eq!(
+            BackendUrl::parse("https://x.org/?a=1"),
+            Err(UrlError::UnexpectedParts)
+        );
     }
 
     #[test]
@@ -89,7 +113,10 @@ mod tests {
         assert_eq!(u.endpoint("api/me").as_str(), "https://x.org/lms/api/me");
         assert_eq!(u.to_string(), "https://x.org/lms");
         let u = BackendUrl::parse("http://127.0.0.1:8787/").unwrap();
-        assert_eq!(u.endpoint("api/me").as_str(), "http://127.0.0.1:8787/api/me");
+        assert_eq!(
+            u.endpoint("api/me").as_str(),
+            "http://127.0.0.1:8787/api/me"
+        );
         assert_eq!(u.to_string(), "http://127.0.0.1:8787");
     }
 }

@@ -31,15 +31,24 @@ fn demo_password() -> Secret {
 #[tokio::test]
 async fn typed_calls_for_every_endpoint() {
     let (_server, _clock, backend) = devserver().await;
-    let claire = backend.login(seed::DEMO_TRAINER_EMAIL, &demo_password()).await.unwrap();
+    let claire = backend
+        .login(seed::DEMO_TRAINER_EMAIL, &demo_password())
+        .await
+        .unwrap();
     assert_eq!(claire.user().name, "Claire Martin");
     assert_eq!(claire.me().await.unwrap().email, seed::DEMO_TRAINER_EMAIL);
 
     let sessions = claire.live_sessions().await.unwrap();
     assert_eq!(sessions.len(), 5);
-    let live = sessions.iter().find(|s| s.status == SessionStatus::Live).unwrap();
+    let live = sessions
+        .iter()
+        .find(|s| s.status == SessionStatus::Live)
+        .unwrap();
     assert_eq!(live.my_role, SessionRole::Trainer);
-    assert_eq!(claire.live_session(&live.id).await.unwrap().title, live.title);
+    assert_eq!(
+        claire.live_session(&live.id).await.unwrap().title,
+        live.title
+    );
 
     let join = claire.join_session(&live.id).await.unwrap();
     assert_eq!(join.role, SessionRole::Trainer);
@@ -48,36 +57,94 @@ async fn typed_calls_for_every_endpoint() {
     let token = claire.livekit_token(&join.room_name).await.unwrap();
     assert_eq!(token.room_name, join.room_name);
     assert_eq!(claire.attendance(&live.id).await.unwrap().len(), 1);
-    assert_eq!(claire.leave_session(&live.id).await.unwrap().total_seconds, 0);
+    assert_eq!(
+        claire.leave_session(&live.id).await.unwrap().total_seconds,
+        0
+    );
 
     let tomorrow = SessionId(seed::sessions::TOMORROW.to_string());
-    assert_eq!(claire.start_session(&tomorrow).await.unwrap().status, SessionStatus::Live);
-    assert_eq!(claire.end_session(&tomorrow).await.unwrap().status, SessionStatus::Ended);
+    assert_eq!(
+        claire.start_session(&tomorrow).await.unwrap().status,
+        SessionStatus::Live
+    );
+    assert_eq!(
+        claire.end_session(&tomorrow).await.unwrap().status,
+        SessionStatus::Ended
+    );
     let workshop = SessionId(seed::sessions::WORKSHOP.to_string());
-    let karim = backend.login("karim.benali@estrade.example", &demo_password()).await.unwrap();
-    let cancelled = karim.cancel_session(&workshop, Some("Salle indisponible")).await.unwrap();
-    assert_eq!(cancelled.cancel_reason.as_deref(), Some("Salle indisponible"));
+    let karim = backend
+        .login("karim.benali@estrade.example", &demo_password())
+        .await
+        .unwrap();
+    let cancelled = karim
+        .cancel_session(&workshop, Some("Salle indisponible"))
+        .await
+        .unwrap();
+    assert_eq!(
+        cancelled.cancel_reason.as_deref(),
+        Some("Salle indisponible")
+    );
 }
 
 #[tokio::test]
 async fn server_refusals_keep_their_codes() {
     let (_server, _clock, backend) = devserver().await;
-    let err = backend.login(LEA, &Secret::new("wrong")).await.err().unwrap();
-    assert!(matches!(err, ApiError::Unauthorized { code: ErrorCode::InvalidCredentials, .. }), "{err:?}");
+    let err = backend
+        .login(LEA, &Secret::new("wrong"))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            err,
+            ApiError::Unauthorized {
+                code: ErrorCode::InvalidCredentials,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(err.code(), "invalid_credentials");
     assert!(err.needs_sign_in());
 
     let lea = backend.login(LEA, &demo_password()).await.unwrap();
     let live = SessionId(seed::sessions::LIVE.to_string());
     let err = lea.start_session(&live).await.unwrap_err();
-    assert!(matches!(err, ApiError::Forbidden { code: ErrorCode::NotLeadTrainer, .. }), "{err:?}");
-    let err = lea.join_session(&SessionId(seed::sessions::ENDED.to_string())).await.unwrap_err();
-    assert!(matches!(err, ApiError::Conflict { code: ErrorCode::SessionNotLive, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ApiError::Forbidden {
+                code: ErrorCode::NotLeadTrainer,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = lea
+        .join_session(&SessionId(seed::sessions::ENDED.to_string()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ApiError::Conflict {
+                code: ErrorCode::SessionNotLive,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(err.code(), "session_not_live");
-    let err = lea.live_session(&SessionId("404".into())).await.unwrap_err();
+    let err = lea
+        .live_session(&SessionId("404".into()))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ApiError::NotFound { .. }), "{err:?}");
     // An id that looks like a path stays one segment.
-    let err = lea.live_session(&SessionId("1/../../auth/login".into())).await.unwrap_err();
+    let err = lea
+        .live_session(&SessionId("1/../../auth/login".into()))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ApiError::NotFound { .. }), "{err:?}");
     let err = lea.attendance(&live).await.unwrap_err();
     assert_eq!(err.code(), "forbidden");
@@ -144,7 +211,8 @@ async fn an_unreachable_backend_is_named() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let backend = Backend::new(BackendUrl::parse(&format!("http://127.0.0.1:{port}")).unwrap()).unwrap();
+    let backend =
+        Backend::new(BackendUrl::parse(&format!("http://127.0.0.1:{port}")).unwrap()).unwrap();
     let err = backend.login(LEA, &demo_password()).await.err().unwrap();
     assert!(matches!(err, ApiError::Unreachable { .. }), "{err:?}");
     assert_eq!(err.code(), "unreachable");
@@ -182,13 +250,39 @@ fn http(status: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn broken_answers_are_typed_errors() {
     let cases: Vec<(Vec<u8>, &str)> = vec![
-        (http("200 OK", "application/json", b"hello"), "malformed_response"),
-        (http("200 OK", "application/json", br#"{"access_token": 1}"#), "malformed_response"),
-        (http("502 Bad Gateway", "text/html", b"<h1>proxy</h1>"), "server_error"),
-        (http("500 Internal Server Error", "application/json", br#"{"code":"internal","message":"x"}"#), "server_error"),
+        (
+            http("200 OK", "application/json", b"hello"),
+            "malformed_response",
+        ),
+        (
+            http("200 OK", "application/json", br#"{"access_token": 1}"#),
+            "malformed_response",
+        ),
+        (
+            http("502 Bad Gateway", "text/html", b"<h1>proxy</h1>"),
+            "server_error",
+        ),
+        (
+            http(
+                "500 Internal Server Error",
+                "application/json",
+                br#"{"code":"internal","message":"x"}"#,
+            ),
+            "server_error",
+        ),
         (http("418 I'm a teapot", "text/plain", b"no"), "rejected"),
-        (http("401 Unauthorized", "text/html", b"<html>"), "unauthorized"),
-        (http("429 Too Many Requests", "application/json", br#"{"code":"rate_limited","message":"slow down"}"#), "rejected"),
+        (
+            http("401 Unauthorized", "text/html", b"<html>"),
+            "unauthorized",
+        ),
+        (
+            http(
+                "429 Too Many Requests",
+                "application/json",
+                br#"{"code":"rate_limited","message":"slow down"}"#,
+            ),
+            "rejected",
+        ),
         (http("302 Found", "text/plain", b""), "malformed_response"),
         (b"garbage that is not HTTP\r\n\r\n".to_vec(), "unreachable"),
     ];
@@ -205,5 +299,8 @@ async fn an_endless_answer_is_cut_off() {
     let body = vec![b' '; 5 * 1024 * 1024];
     let backend = broken_server(http("200 OK", "application/json", &body)).await;
     let err = backend.login(LEA, &demo_password()).await.err().unwrap();
-    assert!(matches!(err, ApiError::MalformedResponse(ref m) if m.contains("larger than")), "{err:?}");
+    assert!(
+        matches!(err, ApiError::MalformedResponse(ref m) if m.contains("larger than")),
+        "{err:?}"
+    );
 }

@@ -26,10 +26,18 @@ fn account(url: &str, email: &str) -> Account {
 /// What `secret-tool` (libsecret, another client of the same service) sees.
 fn secret_tool_lookup(service: &str, account: &Account) -> Option<String> {
     let out = std::process::Command::new("secret-tool")
-        .args(["lookup", "service", service, "username", &account.keychain_account()])
+        .args([
+            "lookup",
+            "service",
+            service,
+            "username",
+            &account.keychain_account(),
+        ])
         .output()
         .expect("secret-tool is installed by scripts/setup.sh");
-    out.status.success().then(|| String::from_utf8(out.stdout).unwrap())
+    out.status
+        .success()
+        .then(|| String::from_utf8(out.stdout).unwrap())
 }
 
 #[tokio::test]
@@ -40,7 +48,10 @@ async fn store_load_delete_round_trip() {
     assert_eq!(k.load(&acc).await.unwrap(), None);
     k.store(&acc, &Secret::new("rt_first")).await.unwrap();
     assert_eq!(k.load(&acc).await.unwrap(), Some(Secret::new("rt_first")));
-    assert_eq!(secret_tool_lookup(k.service(), &acc).as_deref(), Some("rt_first"));
+    assert_eq!(
+        secret_tool_lookup(k.service(), &acc).as_deref(),
+        Some("rt_first")
+    );
     k.store(&acc, &Secret::new("rt_second")).await.unwrap();
     assert_eq!(k.load(&acc).await.unwrap(), Some(Secret::new("rt_second")));
     k.delete(&acc).await.unwrap();
@@ -86,7 +97,9 @@ async fn a_remembered_sign_in_follows_token_rotation() {
         .await
         .unwrap()
         .with_refresh_token_sink(k.sink(acc.clone()));
-    k.store(&acc, &signed_in.refresh_token().await).await.unwrap();
+    k.store(&acc, &signed_in.refresh_token().await)
+        .await
+        .unwrap();
 
     // The access token expires; the transparent refresh rotates the refresh token and the
     // keychain follows.

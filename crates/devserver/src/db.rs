@@ -152,7 +152,10 @@ pub fn user_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<UserRow
 }
 
 /// Returns the user and their password hash.
-pub fn user_by_email(conn: &Connection, email: &str) -> rusqlite::Result<Option<(UserRow, String)>> {
+pub fn user_by_email(
+    conn: &Connection,
+    email: &str,
+) -> rusqlite::Result<Option<(UserRow, String)>> {
     conn.query_row(
         "SELECT id, name, email, role, password_hash FROM users WHERE email = ?1",
         [email],
@@ -255,7 +258,11 @@ pub fn sessions_visible_to(conn: &Connection, user_id: i64) -> rusqlite::Result<
 }
 
 /// The user's role in a session, or `None` if they have no business there.
-pub fn role_in(conn: &Connection, s: &SessionRow, user_id: i64) -> rusqlite::Result<Option<SessionRole>> {
+pub fn role_in(
+    conn: &Connection,
+    s: &SessionRow,
+    user_id: i64,
+) -> rusqlite::Result<Option<SessionRole>> {
     if s.lead_trainer_id == user_id {
         return Ok(Some(SessionRole::Trainer));
     }
@@ -275,7 +282,11 @@ pub fn role_in(conn: &Connection, s: &SessionRow, user_id: i64) -> rusqlite::Res
     Ok(enrolled.then_some(SessionRole::Student))
 }
 
-pub fn present_students_except(conn: &Connection, session_id: i64, user_id: i64) -> rusqlite::Result<i64> {
+pub fn present_students_except(
+    conn: &Connection,
+    session_id: i64,
+    user_id: i64,
+) -> rusqlite::Result<i64> {
     conn.query_row(
         "SELECT COUNT(*) FROM attendance
          WHERE session_id = ?1 AND present = 1 AND role = 'student' AND user_id != ?2",

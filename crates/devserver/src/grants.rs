@@ -83,8 +83,14 @@ mod tests {
             .unwrap();
         assert_eq!(claims.sub, "42");
         assert_eq!(claims.video.room, "estrade-1");
-        assert_eq!(claims.video.can_publish_sources, vec!["microphone".to_owned()]);
+        assert_eq!(
+            claims.video.can_publish_sources,
+            vec!["microphone".to_owned()]
+        );
         assert!(!claims.video.room_admin);
-        assert_eq!(claims.attributes.get(ROLE_ATTRIBUTE).map(String::as_str), Some("student"));
+        assert_eq!(
+            claims.attributes.get(ROLE_ATTRIBUTE).map(String::as_str),
+            Some("student")
+        );
     }
 }

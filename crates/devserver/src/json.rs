@@ -34,12 +34,19 @@ fn reject(rejection: JsonRejection) -> ApiError {
         ),
         JsonRejection::JsonSyntaxError(_) => ApiError::bad_request("the body is not valid JSON"),
         // serde's message names the field and the expected type, never the value.
-        JsonRejection::JsonDataError(e) => ApiError::bad_request(format!("invalid body: {}", e.body_text())),
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::PayloadTooLarge,
-            format!("the body is larger than {} bytes", crate::routes::BODY_LIMIT),
-        ),
+        JsonRejection::JsonDataError(e) => {
+            ApiError::bad_request(format!("invalid body: {}", e.body_text()))
+        }
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "the body is larger than {} bytes",
+                    crate::routes::BODY_LIMIT
+                ),
+            )
+        }
         other => ApiError::bad_request(format!("unreadable body: {}", other.body_text())),
     }
 }

@@ -19,7 +19,12 @@ struct Args {
     #[arg(long, env = "LIVEKIT_API_KEY", default_value = "devkey")]
     livekit_api_key: String,
     /// Read from the environment rather than a flag, so it stays out of `ps`.
-    #[arg(long, env = "LIVEKIT_API_SECRET", default_value = "secret", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "LIVEKIT_API_SECRET",
+        default_value = "secret",
+        hide_env_values = true
+    )]
     livekit_api_secret: String,
     /// SQLite database file; in memory when absent.
     #[arg(long, env = "ESTRADE_DEVSERVER_DB")]

@@ -60,41 +60,135 @@ pub fn seed_if_empty(conn: &Connection, now: DateTime<Utc>) -> rusqlite::Result<
              (1, 3), (1, 4), (1, 5), (1, 6), (2, 3), (2, 5), (2, 7);",
     )?;
     let at = |d: Duration| ts(now + d);
-    let today_10 = now.date_naive().and_hms_opt(10, 0, 0).expect("valid time").and_utc();
-    let rows: [(i64, i64, i64, &str, &str, i64, i64, Option<i64>, Option<i64>, &str, Option<&str>, i64); 6] = [
-        (1, 1, 1, "Séance 3 : Qualité et cycle de vie des données",
-         "Indicateurs de qualité, responsabilités et outillage. Apportez vos questions.",
-         at(Duration::minutes(-15)), at(Duration::minutes(75)), Some(at(Duration::minutes(-10))), None,
-         "live", None, 30),
-        (2, 1, 1, "Séance 4 : Rôles et responsabilités", "Data owners, stewards et comité de gouvernance.",
-         ts(today_10 + Duration::days(1)), ts(today_10 + Duration::days(1) + Duration::minutes(90)), None, None,
-         "scheduled", None, 30),
-        (3, 2, 2, "Atelier : analyse de risques", "Méthode EBIOS RM en pratique, par petits groupes.",
-         ts(today_10 + Duration::days(3)), ts(today_10 + Duration::days(3) + Duration::hours(2)), None, None,
-         "scheduled", None, 20),
-        (4, 1, 1, "Séance 2 : Cartographie des données", "Inventaire et classification.",
-         ts(today_10 - Duration::days(1)), ts(today_10 - Duration::days(1) + Duration::minutes(90)),
-         Some(ts(today_10 - Duration::days(1) + Duration::minutes(2))),
-         Some(ts(today_10 - Duration::days(1) + Duration::minutes(95))), "ended", None, 30),
-        (5, 2, 2, "Révision : contrôle d'accès", "Séance de révision avant l'examen.",
-         ts(today_10 + Duration::days(5)), ts(today_10 + Duration::days(5) + Duration::hours(1)), None, None,
-         "cancelled", Some("Formateur indisponible, séance reportée."), 20),
-        (6, 1, 1, "Tutorat individuel", "Une place : entretien de suivi.",
-         at(Duration::minutes(-5)), at(Duration::minutes(25)), Some(at(Duration::minutes(-5))), None,
-         "live", None, 1),
+    let day = |days: i64, minutes: i64| {
+        let today_10 = now
+            .date_naive()
+            .and_hms_opt(10, 0, 0)
+            .expect("valid time")
+            .and_utc();
+        ts(today_10 + Duration::days(days) + Duration::minutes(minutes))
+    };
+    let rows = [
+        Row {
+            id: 1,
+            course: 1,
+            lead: 1,
+            status: "live",
+            max: 30,
+            title: "Séance 3 : Qualité et cycle de vie des données",
+            description: "Indicateurs de qualité, responsabilités et outillage. Apportez vos questions.",
+            start: at(Duration::minutes(-15)),
+            end: at(Duration::minutes(75)),
+            actual: (Some(at(Duration::minutes(-10))), None),
+            cancel_reason: None,
+        },
+        Row {
+            id: 2,
+            course: 1,
+            lead: 1,
+            status: "scheduled",
+            max: 30,
+            title: "Séance 4 : Rôles et responsabilités",
+            description: "Data owners, stewards et comité de gouvernance.",
+            start: day(1, 0),
+            end: day(1, 90),
+            actual: (None, None),
+            cancel_reason: None,
+        },
+        Row {
+            id: 3,
+            course: 2,
+            lead: 2,
+            status: "scheduled",
+            max: 20,
+            title: "Atelier : analyse de risques",
+            description: "Méthode EBIOS RM en pratique, par petits groupes.",
+            start: day(3, 0),
+            end: day(3, 120),
+            actual: (None, None),
+            cancel_reason: None,
+        },
+        Row {
+            id: 4,
+            course: 1,
+            lead: 1,
+            status: "ended",
+            max: 30,
+            title: "Séance 2 : Cartographie des données",
+            description: "Inventaire et classification.",
+            start: day(-1, 0),
+            end: day(-1, 90),
+            actual: (Some(day(-1, 2)), Some(day(-1, 95))),
+            cancel_reason: None,
+        },
+        Row {
+            id: 5,
+            course: 2,
+            lead: 2,
+            status: "cancelled",
+            max: 20,
+            title: "Révision : contrôle d'accès",
+            description: "Séance de révision avant l'examen.",
+            start: day(5, 0),
+            end: day(5, 60),
+            actual: (None, None),
+            cancel_reason: Some("Formateur indisponible, séance reportée."),
+        },
+        Row {
+            id: 6,
+            course: 1,
+            lead: 1,
+            status: "live",
+            max: 1,
+            title: "Tutorat individuel",
+            description: "Une place : entretien de suivi.",
+            start: at(Duration::minutes(-5)),
+            end: at(Duration::minutes(25)),
+            actual: (Some(at(Duration::minutes(-5))), None),
+            cancel_reason: None,
+        },
     ];
-    for (id, course, lead, title, desc, start, end, a_start, a_end, status, reason, max) in rows {
+    for r in rows {
         conn.execute(
             "INSERT INTO live_sessions (id, course_id, lead_trainer_id, title, description,
                  scheduled_start, scheduled_end, actual_start, actual_end, status, cancel_reason,
                  room_name, max_participants)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            params![id, course, lead, title, desc, start, end, a_start, a_end, status, reason,
-                    format!("estrade-course-{course}-session-{id}"), max],
+            params![
+                r.id,
+                r.course,
+                r.lead,
+                r.title,
+                r.description,
+                r.start,
+                r.end,
+                r.actual.0,
+                r.actual.1,
+                r.status,
+                r.cancel_reason,
+                format!("estrade-course-{}-session-{}", r.course, r.id),
+                r.max
+            ],
         )?;
     }
     conn.execute_batch(
         "INSERT INTO session_co_trainers (session_id, user_id) VALUES (1, 2), (3, 1);",
     )?;
     Ok(true)
+}
+
+/// One seeded session.
+struct Row {
+    id: i64,
+    course: i64,
+    lead: i64,
+    title: &'static str,
+    description: &'static str,
+    start: i64,
+    end: i64,
+    /// Actual start and end.
+    actual: (Option<i64>, Option<i64>),
+    status: &'static str,
+    cancel_reason: Option<&'static str>,
+    max: i64,
 }

@@ -11,7 +11,9 @@ use serde_json::json;
 #[tokio::test]
 async fn login_returns_tokens_and_the_user() {
     let h = Harness::start().await;
-    let r = h.login_reply(CLAIRE, estrade_devserver::seed::DEMO_PASSWORD).await;
+    let r = h
+        .login_reply(CLAIRE, estrade_devserver::seed::DEMO_PASSWORD)
+        .await;
     let body = r.ok();
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 900);
@@ -20,9 +22,12 @@ async fn login_returns_tokens_and_the_user() {
     assert!(body["access_token"].as_str().unwrap().len() > 40);
     assert_ne!(body["access_token"], body["refresh_token"]);
     // Emails are case-insensitive and trimmed.
-    h.login_reply("  Claire.Martin@ESTRADE.example ", estrade_devserver::seed::DEMO_PASSWORD)
-        .await
-        .ok();
+    h.login_reply(
+        "  Claire.Martin@ESTRADE.example ",
+        estrade_devserver::seed::DEMO_PASSWORD,
+    )
+    .await
+    .ok();
 }
 
 #[tokio::test]
@@ -30,8 +35,14 @@ async fn wrong_password_and_unknown_email_look_the_same() {
     let h = Harness::start().await;
     let wrong = h.login_reply(CLAIRE, "not-it").await;
     let unknown = h.login_reply("nobody@estrade.example", "not-it").await;
-    assert_eq!(wrong.error_code(StatusCode::UNAUTHORIZED), "invalid_credentials");
-    assert_eq!(unknown.error_code(StatusCode::UNAUTHORIZED), "invalid_credentials");
+    assert_eq!(
+        wrong.error_code(StatusCode::UNAUTHORIZED),
+        "invalid_credentials"
+    );
+    assert_eq!(
+        unknown.error_code(StatusCode::UNAUTHORIZED),
+        "invalid_credentials"
+    );
     assert_eq!(wrong.body["message"], unknown.body["message"]);
 }
 
@@ -53,13 +64,23 @@ async fn me_needs_a_valid_bearer_token() {
         .send()
         .await
         .unwrap();
-    assert_eq!(Harness::reply(basic).await.error_code(StatusCode::UNAUTHORIZED), "invalid_token");
+    assert_eq!(
+        Harness::reply(basic)
+            .await
+            .error_code(StatusCode::UNAUTHORIZED),
+        "invalid_token"
+    );
 
-    let forged = h.get("/api/me", "at_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await;
+    let forged = h
+        .get("/api/me", "at_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        .await;
     assert_eq!(forged.error_code(StatusCode::UNAUTHORIZED), "invalid_token");
 
     // A well-formed JWT signed with the LiveKit secret is still not an access token.
-    let lk = h.post("/api/live-sessions/1/join", &token).await.ok()["token"].as_str().unwrap().to_owned();
+    let lk = h.post("/api/live-sessions/1/join", &token).await.ok()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let jwt = h.get("/api/me", &lk).await;
     assert_eq!(jwt.error_code(StatusCode::UNAUTHORIZED), "invalid_token");
 }
@@ -67,16 +88,26 @@ async fn me_needs_a_valid_bearer_token() {
 #[tokio::test]
 async fn expired_access_tokens_say_so_and_refresh_rotates() {
     let h = Harness::start().await;
-    let login = h.login_reply(THOMAS, estrade_devserver::seed::DEMO_PASSWORD).await;
+    let login = h
+        .login_reply(THOMAS, estrade_devserver::seed::DEMO_PASSWORD)
+        .await;
     let access = login.ok()["access_token"].as_str().unwrap().to_owned();
     let refresh = login.ok()["refresh_token"].as_str().unwrap().to_owned();
 
     h.clock.advance(Duration::from_secs(901));
     let expired = h.get("/api/me", &access).await;
-    assert_eq!(expired.error_code(StatusCode::UNAUTHORIZED), "token_expired");
+    assert_eq!(
+        expired.error_code(StatusCode::UNAUTHORIZED),
+        "token_expired"
+    );
 
     let r = h
-        .request(Method::POST, "/api/auth/refresh", None, Some(json!({ "refresh_token": refresh })))
+        .request(
+            Method::POST,
+            "/api/auth/refresh",
+            None,
+            Some(json!({ "refresh_token": refresh })),
+        )
         .await;
     let new_access = r.ok()["access_token"].as_str().unwrap().to_owned();
     let new_refresh = r.ok()["refresh_token"].as_str().unwrap().to_owned();
@@ -85,51 +116,117 @@ async fn expired_access_tokens_say_so_and_refresh_rotates() {
 
     // The old refresh token came back: someone has a copy. Every sign-in of the user ends.
     let replay = h
-        .request(Method::POST, "/api/auth/refresh", None, Some(json!({ "refresh_token": refresh })))
+        .request(
+            Method::POST,
+            "/api/auth/refresh",
+            None,
+            Some(json!({ "refresh_token": refresh })),
+        )
         .await;
-    assert_eq!(replay.error_code(StatusCode::UNAUTHORIZED), "invalid_refresh_token");
-    assert_eq!(h.get("/api/me", &new_access).await.error_code(StatusCode::UNAUTHORIZED), "invalid_token");
+    assert_eq!(
+        replay.error_code(StatusCode::UNAUTHORIZED),
+        "invalid_refresh_token"
+    );
+    assert_eq!(
+        h.get("/api/me", &new_access)
+            .await
+            .error_code(StatusCode::UNAUTHORIZED),
+        "invalid_token"
+    );
     let after = h
-        .request(Method::POST, "/api/auth/refresh", None, Some(json!({ "refresh_token": new_refresh })))
+        .request(
+            Method::POST,
+            "/api/auth/refresh",
+            None,
+            Some(json!({ "refresh_token": new_refresh })),
+        )
         .await;
-    assert_eq!(after.error_code(StatusCode::UNAUTHORIZED), "invalid_refresh_token");
+    assert_eq!(
+        after.error_code(StatusCode::UNAUTHORIZED),
+        "invalid_refresh_token"
+    );
 }
 
 #[tokio::test]
 async fn refresh_tokens_expire() {
     let h = Harness::start().await;
-    let login = h.login_reply(THOMAS, estrade_devserver::seed::DEMO_PASSWORD).await;
+    let login = h
+        .login_reply(THOMAS, estrade_devserver::seed::DEMO_PASSWORD)
+        .await;
     let refresh = login.ok()["refresh_token"].as_str().unwrap().to_owned();
     h.clock.advance(Duration::from_secs(31 * 24 * 3600));
     let r = h
-        .request(Method::POST, "/api/auth/refresh", None, Some(json!({ "refresh_token": refresh })))
+        .request(
+            Method::POST,
+            "/api/auth/refresh",
+            None,
+            Some(json!({ "refresh_token": refresh })),
+        )
         .await;
-    assert_eq!(r.error_code(StatusCode::UNAUTHORIZED), "invalid_refresh_token");
+    assert_eq!(
+        r.error_code(StatusCode::UNAUTHORIZED),
+        "invalid_refresh_token"
+    );
     let forged = h
-        .request(Method::POST, "/api/auth/refresh", None, Some(json!({ "refresh_token": "rt_forged" })))
+        .request(
+            Method::POST,
+            "/api/auth/refresh",
+            None,
+            Some(json!({ "refresh_token": "rt_forged" })),
+        )
         .await;
-    assert_eq!(forged.error_code(StatusCode::UNAUTHORIZED), "invalid_refresh_token");
+    assert_eq!(
+        forged.error_code(StatusCode::UNAUTHORIZED),
+        "invalid_refresh_token"
+    );
 }
 
 #[tokio::test]
 async fn logout_revokes_both_tokens() {
     let h = Harness::start().await;
-    let login = h.login_reply(LEA, estrade_devserver::seed::DEMO_PASSWORD).await;
+    let login = h
+        .login_reply(LEA, estrade_devserver::seed::DEMO_PASSWORD)
+        .await;
     let access = login.ok()["access_token"].as_str().unwrap().to_owned();
     let refresh = login.ok()["refresh_token"].as_str().unwrap().to_owned();
     let out = h
-        .request(Method::POST, "/api/auth/logout", Some(&access), Some(json!({ "refresh_token": refresh })))
+        .request(
+            Method::POST,
+            "/api/auth/logout",
+            Some(&access),
+            Some(json!({ "refresh_token": refresh })),
+        )
         .await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
-    assert_eq!(h.get("/api/me", &access).await.error_code(StatusCode::UNAUTHORIZED), "invalid_token");
+    assert_eq!(
+        h.get("/api/me", &access)
+            .await
+            .error_code(StatusCode::UNAUTHORIZED),
+        "invalid_token"
+    );
     let r = h
-        .request(Method::POST, "/api/auth/refresh", None, Some(json!({ "refresh_token": refresh })))
+        .request(
+            Method::POST,
+            "/api/auth/refresh",
+            None,
+            Some(json!({ "refresh_token": refresh })),
+        )
         .await;
-    assert_eq!(r.error_code(StatusCode::UNAUTHORIZED), "invalid_refresh_token");
+    assert_eq!(
+        r.error_code(StatusCode::UNAUTHORIZED),
+        "invalid_refresh_token"
+    );
 
     // An empty body is fine too.
     let access = h.login(LEA).await;
-    let out = h.request(Method::POST, "/api/auth/logout", Some(&access), None).await;
+    let out = h
+        .request(Method::POST, "/api/auth/logout", Some(&access), None)
+        .await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
-    assert_eq!(h.get("/api/me", &access).await.error_code(StatusCode::UNAUTHORIZED), "invalid_token");
+    assert_eq!(
+        h.get("/api/me", &access)
+            .await
+            .error_code(StatusCode::UNAUTHORIZED),
+        "invalid_token"
+    );
 }

@@ -27,9 +27,19 @@ async fn malformed_json_is_invalid_request() {
     ];
     for body in cases {
         let r = raw_login(&h, Some("application/json"), body.to_vec()).await;
-        assert_eq!(r.error_code(StatusCode::BAD_REQUEST), "invalid_request", "{}", String::from_utf8_lossy(body));
+        assert_eq!(
+            r.error_code(StatusCode::BAD_REQUEST),
+            "invalid_request",
+            "{}",
+            String::from_utf8_lossy(body)
+        );
     }
-    let r = raw_login(&h, Some("application/json"), b"{\"email\": \"\", \"password\": \"x\"}".to_vec()).await;
+    let r = raw_login(
+        &h,
+        Some("application/json"),
+        b"{\"email\": \"\", \"password\": \"x\"}".to_vec(),
+    )
+    .await;
     assert_eq!(r.error_code(StatusCode::BAD_REQUEST), "invalid_request");
 }
 
@@ -37,36 +47,69 @@ async fn malformed_json_is_invalid_request() {
 async fn a_body_that_is_not_json_is_415() {
     let h = Harness::start().await;
     let r = raw_login(&h, None, b"email=a&password=b".to_vec()).await;
-    assert_eq!(r.error_code(StatusCode::UNSUPPORTED_MEDIA_TYPE), "unsupported_media_type");
+    assert_eq!(
+        r.error_code(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        "unsupported_media_type"
+    );
     let r = raw_login(&h, Some("text/plain"), b"{}".to_vec()).await;
-    assert_eq!(r.error_code(StatusCode::UNSUPPORTED_MEDIA_TYPE), "unsupported_media_type");
+    assert_eq!(
+        r.error_code(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        "unsupported_media_type"
+    );
 }
 
 #[tokio::test]
 async fn a_one_megabyte_body_is_413() {
     let h = Harness::start().await;
-    let big = format!("{{\"email\": \"a@b.c\", \"password\": \"{}\"}}", "x".repeat(1024 * 1024));
+    let big = format!(
+        "{{\"email\": \"a@b.c\", \"password\": \"{}\"}}",
+        "x".repeat(1024 * 1024)
+    );
     let r = raw_login(&h, Some("application/json"), big.into_bytes()).await;
-    assert_eq!(r.error_code(StatusCode::PAYLOAD_TOO_LARGE), "payload_too_large");
+    assert_eq!(
+        r.error_code(StatusCode::PAYLOAD_TOO_LARGE),
+        "payload_too_large"
+    );
     // Authenticated routes too, and the server is still fine afterwards.
     let token = h.login(CLAIRE).await;
     let r = h
-        .request(Method::POST, "/api/live-sessions/2/cancel", Some(&token), Some(json!({ "reason": "y".repeat(1 << 20) })))
+        .request(
+            Method::POST,
+            "/api/live-sessions/2/cancel",
+            Some(&token),
+            Some(json!({ "reason": "y".repeat(1 << 20) })),
+        )
         .await;
-    assert_eq!(r.error_code(StatusCode::PAYLOAD_TOO_LARGE), "payload_too_large");
+    assert_eq!(
+        r.error_code(StatusCode::PAYLOAD_TOO_LARGE),
+        "payload_too_large"
+    );
     h.get("/api/me", &token).await.ok();
 }
 
 #[tokio::test]
 async fn sql_like_strings_are_just_strings() {
     let h = Harness::start().await;
-    for email in ["' OR '1'='1", "claire.martin@estrade.example' --", "\"; DROP TABLE users; --"] {
+    for email in [
+        "' OR '1'='1",
+        "claire.martin@estrade.example' --",
+        "\"; DROP TABLE users; --",
+    ] {
         let r = h.login_reply(email, "' OR '1'='1").await;
-        assert_eq!(r.error_code(StatusCode::UNAUTHORIZED), "invalid_credentials", "{email}");
+        assert_eq!(
+            r.error_code(StatusCode::UNAUTHORIZED),
+            "invalid_credentials",
+            "{email}"
+        );
     }
     let token = h.login(CLAIRE).await;
     let r = h
-        .request(Method::POST, "/api/livekit/token", Some(&token), Some(json!({ "room_name": "x' OR '1'='1" })))
+        .request(
+            Method::POST,
+            "/api/livekit/token",
+            Some(&token),
+            Some(json!({ "room_name": "x' OR '1'='1" })),
+        )
         .await;
     assert_eq!(r.error_code(StatusCode::NOT_FOUND), "not_found");
     let r = h
@@ -78,7 +121,15 @@ async fn sql_like_strings_are_just_strings() {
         )
         .await;
     assert_eq!(r.ok()["cancel_reason"], "'); DELETE FROM live_sessions; --");
-    assert_eq!(h.get("/api/live-sessions", &token).await.ok().as_array().unwrap().len(), 5);
+    assert_eq!(
+        h.get("/api/live-sessions", &token)
+            .await
+            .ok()
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
     // The users table is intact too.
     h.login(LEA).await;
 }
@@ -99,15 +150,24 @@ async fn oversized_fields_and_strange_headers_are_refused_cleanly() {
         .send()
         .await
         .unwrap();
-    assert_eq!(Harness::reply(r).await.error_code(StatusCode::UNAUTHORIZED), "invalid_token");
+    assert_eq!(
+        Harness::reply(r).await.error_code(StatusCode::UNAUTHORIZED),
+        "invalid_token"
+    );
     let r = h
         .http
         .get(h.url("/api/me"))
-        .header("Authorization", reqwest::header::HeaderValue::from_bytes(b"Bearer \xe9\xe9").unwrap())
+        .header(
+            "Authorization",
+            reqwest::header::HeaderValue::from_bytes(b"Bearer \xe9\xe9").unwrap(),
+        )
         .send()
         .await
         .unwrap();
-    assert_eq!(Harness::reply(r).await.error_code(StatusCode::UNAUTHORIZED), "invalid_token");
+    assert_eq!(
+        Harness::reply(r).await.error_code(StatusCode::UNAUTHORIZED),
+        "invalid_token"
+    );
 }
 
 #[tokio::test]
@@ -116,9 +176,17 @@ async fn unknown_routes_and_methods_answer_in_json() {
     let r = h.request(Method::GET, "/api/nope", None, None).await;
     assert_eq!(r.error_code(StatusCode::NOT_FOUND), "not_found");
     let r = h.request(Method::GET, "/api/auth/login", None, None).await;
-    assert_eq!(r.error_code(StatusCode::METHOD_NOT_ALLOWED), "method_not_allowed");
-    let r = h.request(Method::DELETE, "/api/live-sessions/1", None, None).await;
-    assert_eq!(r.error_code(StatusCode::METHOD_NOT_ALLOWED), "method_not_allowed");
+    assert_eq!(
+        r.error_code(StatusCode::METHOD_NOT_ALLOWED),
+        "method_not_allowed"
+    );
+    let r = h
+        .request(Method::DELETE, "/api/live-sessions/1", None, None)
+        .await;
+    assert_eq!(
+        r.error_code(StatusCode::METHOD_NOT_ALLOWED),
+        "method_not_allowed"
+    );
     let r = h.request(Method::GET, "/api/health", None, None).await;
     assert_eq!(r.ok()["status"], "ok");
 }

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 fn spec() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
-    serde_json::from_str(&std::fs::read_to_string(path).expect("docs/openapi.json")).expect("valid JSON")
+    serde_json::from_str(&std::fs::read_to_string(path).expect("docs/openapi.json"))
+        .expect("valid JSON")
 }
 
 fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
@@ -54,12 +55,17 @@ fn validate(spec: &Value, schema: &Value, value: &Value, at: &str) {
     if let Some(required) = schema["required"].as_array() {
         for r in required {
             let r = r.as_str().unwrap();
-            assert!(value.get(r).is_some(), "{at}: required {r} missing in {value}");
+            assert!(
+                value.get(r).is_some(),
+                "{at}: required {r} missing in {value}"
+            );
         }
     }
     if let (Some(props), Some(obj)) = (schema["properties"].as_object(), value.as_object()) {
         for (k, v) in obj {
-            let sub = props.get(k).unwrap_or_else(|| panic!("{at}: undocumented property {k}"));
+            let sub = props
+                .get(k)
+                .unwrap_or_else(|| panic!("{at}: undocumented property {k}"));
             validate(spec, sub, v, &format!("{at}.{k}"));
         }
     }
@@ -90,15 +96,26 @@ fn matches(template: &str, path: &str) -> bool {
 #[test]
 fn documented_error_codes_are_the_codes() {
     let spec = spec();
-    let documented: BTreeSet<&str> = spec["components"]["schemas"]["Error"]["properties"]["code"]["enum"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap())
-        .collect();
+    let documented: BTreeSet<&str> =
+        spec["components"]["schemas"]["Error"]["properties"]["code"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
     let code: BTreeSet<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
     assert_eq!(documented, code);
 }
+
+/// (operationId, method, path, bearer token, body, expected status)
+type Call<'a> = (
+    &'a str,
+    Method,
+    &'a str,
+    Option<&'a str>,
+    Option<Value>,
+    u16,
+);
 
 #[tokio::test]
 async fn every_documented_operation_answers_as_documented() {
@@ -106,44 +123,154 @@ async fn every_documented_operation_answers_as_documented() {
     let h = Harness::start().await;
     let claire = h.login(CLAIRE).await;
     let karim = h.login(KARIM).await;
-    // (operationId, method, path, token, body, expected status)
-    let calls: Vec<(&str, Method, &str, Option<&str>, Option<Value>, u16)> = vec![
+    let calls: Vec<Call> = vec![
         ("health", Method::GET, "/api/health", None, None, 200),
-        ("login", Method::POST, "/api/auth/login", None, Some(json!({"email": LEA, "password": estrade_devserver::seed::DEMO_PASSWORD})), 200),
+        (
+            "login",
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(json!({"email": LEA, "password": estrade_devserver::seed::DEMO_PASSWORD})),
+            200,
+        ),
         ("me", Method::GET, "/api/me", Some(&claire), None, 200),
-        ("listLiveSessions", Method::GET, "/api/live-sessions", Some(&claire), None, 200),
-        ("getLiveSession", Method::GET, "/api/live-sessions/1", Some(&claire), None, 200),
-        ("joinLiveSession", Method::POST, "/api/live-sessions/1/join", Some(&claire), None, 200),
-        ("getAttendance", Method::GET, "/api/live-sessions/1/attendance", Some(&claire), None, 200),
-        ("leaveLiveSession", Method::POST, "/api/live-sessions/1/leave", Some(&claire), None, 200),
-        ("livekitToken", Method::POST, "/api/livekit/token", Some(&claire), Some(json!({"room_name": "estrade-course-1-session-1"})), 200),
-        ("startLiveSession", Method::POST, "/api/live-sessions/2/start", Some(&claire), None, 200),
-        ("endLiveSession", Method::POST, "/api/live-sessions/2/end", Some(&claire), None, 200),
-        ("cancelLiveSession", Method::POST, "/api/live-sessions/3/cancel", Some(&karim), Some(json!({"reason": "x"})), 200),
-        ("getLiveSession", Method::GET, "/api/live-sessions/999", Some(&claire), None, 404),
-        ("joinLiveSession", Method::POST, "/api/live-sessions/2/join", Some(&claire), None, 409),
-        ("logout", Method::POST, "/api/auth/logout", Some(&karim), Some(json!({})), 204),
+        (
+            "listLiveSessions",
+            Method::GET,
+            "/api/live-sessions",
+            Some(&claire),
+            None,
+            200,
+        ),
+        (
+            "getLiveSession",
+            Method::GET,
+            "/api/live-sessions/1",
+            Some(&claire),
+            None,
+            200,
+        ),
+        (
+            "joinLiveSession",
+            Method::POST,
+            "/api/live-sessions/1/join",
+            Some(&claire),
+            None,
+            200,
+        ),
+        (
+            "getAttendance",
+            Method::GET,
+            "/api/live-sessions/1/attendance",
+            Some(&claire),
+            None,
+            200,
+        ),
+        (
+            "leaveLiveSession",
+            Method::POST,
+            "/api/live-sessions/1/leave",
+            Some(&claire),
+            None,
+            200,
+        ),
+        (
+            "livekitToken",
+            Method::POST,
+            "/api/livekit/token",
+            Some(&claire),
+            Some(json!({"room_name": "estrade-course-1-session-1"})),
+            200,
+        ),
+        (
+            "startLiveSession",
+            Method::POST,
+            "/api/live-sessions/2/start",
+            Some(&claire),
+            None,
+            200,
+        ),
+        (
+            "endLiveSession",
+            Method::POST,
+            "/api/live-sessions/2/end",
+            Some(&claire),
+            None,
+            200,
+        ),
+        (
+            "cancelLiveSession",
+            Method::POST,
+            "/api/live-sessions/3/cancel",
+            Some(&karim),
+            Some(json!({"reason": "x"})),
+            200,
+        ),
+        (
+            "getLiveSession",
+            Method::GET,
+            "/api/live-sessions/999",
+            Some(&claire),
+            None,
+            404,
+        ),
+        (
+            "joinLiveSession",
+            Method::POST,
+            "/api/live-sessions/2/join",
+            Some(&claire),
+            None,
+            409,
+        ),
+        (
+            "logout",
+            Method::POST,
+            "/api/auth/logout",
+            Some(&karim),
+            Some(json!({})),
+            204,
+        ),
     ];
-    let refresh_token = h.login_reply(THOMAS, estrade_devserver::seed::DEMO_PASSWORD).await.ok()["refresh_token"]
+    let refresh_token = h
+        .login_reply(THOMAS, estrade_devserver::seed::DEMO_PASSWORD)
+        .await
+        .ok()["refresh_token"]
         .as_str()
         .unwrap()
         .to_owned();
     let mut calls = calls;
-    calls.push(("refresh", Method::POST, "/api/auth/refresh", None, Some(json!({"refresh_token": refresh_token})), 200));
+    calls.push((
+        "refresh",
+        Method::POST,
+        "/api/auth/refresh",
+        None,
+        Some(json!({"refresh_token": refresh_token})),
+        200,
+    ));
 
     let mut seen = BTreeSet::new();
     for (op_id, method, path, token, body, status) in calls {
         // The operation of that id, documented at a path template matching this request.
         let (template, op) = operation(&spec, op_id);
-        assert!(matches(template, path), "{op_id}: {path} does not match {template}");
-        assert_eq!(op["method"], method.as_str().to_lowercase(), "{op_id}: method");
+        assert!(
+            matches(template, path),
+            "{op_id}: {path} does not match {template}"
+        );
+        assert_eq!(
+            op["method"],
+            method.as_str().to_lowercase(),
+            "{op_id}: method"
+        );
         let op = &op["op"];
         seen.insert(op_id);
 
         let reply = h.request(method.clone(), path, token, body).await;
         assert_eq!(reply.status.as_u16(), status, "{op_id}: {}", reply.body);
         let documented = &op["responses"][status.to_string()];
-        assert!(documented.is_object(), "{op_id}: status {status} is not documented");
+        assert!(
+            documented.is_object(),
+            "{op_id}: status {status} is not documented"
+        );
         if let Some(schema) = documented.pointer("/content/application~1json/schema") {
             validate(&spec, schema, &reply.body, op_id);
         }

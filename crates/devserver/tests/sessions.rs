@@ -14,75 +14,150 @@ fn ids_and_roles(list: &Value) -> Vec<(String, String)> {
     list.as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["id"].as_str().unwrap().to_owned(), s["my_role"].as_str().unwrap().to_owned()))
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_owned(),
+                s["my_role"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect()
 }
 
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    v.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+    v.iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
 }
 
 #[tokio::test]
 async fn each_user_sees_their_sessions_with_their_role() {
     let h = Harness::start().await;
-    let mut claire = ids_and_roles(h.get("/api/live-sessions", &h.login(CLAIRE).await).await.ok());
+    let mut claire = ids_and_roles(
+        h.get("/api/live-sessions", &h.login(CLAIRE).await)
+            .await
+            .ok(),
+    );
     claire.sort();
     assert_eq!(
         claire,
-        pairs(&[("1", "trainer"), ("2", "trainer"), ("3", "co_trainer"), ("4", "trainer"), ("6", "trainer")])
+        pairs(&[
+            ("1", "trainer"),
+            ("2", "trainer"),
+            ("3", "co_trainer"),
+            ("4", "trainer"),
+            ("6", "trainer")
+        ])
     );
-    let mut nadia = ids_and_roles(h.get("/api/live-sessions", &h.login(NADIA).await).await.ok());
+    let mut nadia = ids_and_roles(
+        h.get("/api/live-sessions", &h.login(NADIA).await)
+            .await
+            .ok(),
+    );
     nadia.sort();
     assert_eq!(nadia, pairs(&[("3", "student"), ("5", "student")]));
 
     let list = h.get("/api/live-sessions", &h.login(LEA).await).await;
     let first = &list.ok()[0];
-    for field in ["title", "description", "scheduled_start", "scheduled_end", "status", "course", "lead_trainer"] {
+    for field in [
+        "title",
+        "description",
+        "scheduled_start",
+        "scheduled_end",
+        "status",
+        "course",
+        "lead_trainer",
+    ] {
         assert!(!first[field].is_null(), "{field} missing");
     }
-    let cancelled = list.ok().as_array().unwrap().iter().find(|s| s["id"] == "5").unwrap();
+    let cancelled = list
+        .ok()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "5")
+        .unwrap();
     assert_eq!(cancelled["status"], "cancelled");
-    assert!(cancelled["cancel_reason"].as_str().unwrap().contains("indisponible"));
+    assert!(
+        cancelled["cancel_reason"]
+            .as_str()
+            .unwrap()
+            .contains("indisponible")
+    );
 }
 
 #[tokio::test]
 async fn unknown_ids_are_404_and_foreign_sessions_403() {
     let h = Harness::start().await;
     let nadia = h.login(NADIA).await;
-    for id in ["999", "abc", "1%20OR%201=1", "-1", "99999999999999999999999"] {
+    for id in [
+        "999",
+        "abc",
+        "1%20OR%201=1",
+        "-1",
+        "99999999999999999999999",
+    ] {
         let r = h.get(&format!("/api/live-sessions/{id}"), &nadia).await;
         assert_eq!(r.error_code(StatusCode::NOT_FOUND), "not_found", "id {id}");
     }
-    let r = h.get(&format!("/api/live-sessions/{}", ids::LIVE), &nadia).await;
+    let r = h
+        .get(&format!("/api/live-sessions/{}", ids::LIVE), &nadia)
+        .await;
     assert_eq!(r.error_code(StatusCode::FORBIDDEN), "not_enrolled");
-    let r = h.post(&format!("/api/live-sessions/{}/join", ids::LIVE), &nadia).await;
+    let r = h
+        .post(&format!("/api/live-sessions/{}/join", ids::LIVE), &nadia)
+        .await;
     assert_eq!(r.error_code(StatusCode::FORBIDDEN), "not_enrolled");
 }
 
 #[tokio::test]
 async fn only_the_lead_trainer_starts_ends_and_cancels() {
     let h = Harness::start().await;
-    let (claire, karim, lea) = (h.login(CLAIRE).await, h.login(KARIM).await, h.login(LEA).await);
+    let (claire, karim, lea) = (
+        h.login(CLAIRE).await,
+        h.login(KARIM).await,
+        h.login(LEA).await,
+    );
     let workshop = format!("/api/live-sessions/{}", ids::WORKSHOP);
     // Claire co-trains the workshop; Léa attends it.
     for (who, token) in [("co-trainer", &claire), ("student", &lea)] {
         for action in ["start", "cancel"] {
-            let r = h.request(Method::POST, &format!("{workshop}/{action}"), Some(token), Some(json!({}))).await;
-            assert_eq!(r.error_code(StatusCode::FORBIDDEN), "not_lead_trainer", "{who} {action}");
+            let r = h
+                .request(
+                    Method::POST,
+                    &format!("{workshop}/{action}"),
+                    Some(token),
+                    Some(json!({})),
+                )
+                .await;
+            assert_eq!(
+                r.error_code(StatusCode::FORBIDDEN),
+                "not_lead_trainer",
+                "{who} {action}"
+            );
         }
     }
     let started = h.post(&format!("{workshop}/start"), &karim).await;
     assert_eq!(started.ok()["status"], "live");
     assert!(started.ok()["actual_start"].is_string());
     let again = h.post(&format!("{workshop}/start"), &karim).await;
-    assert_eq!(again.error_code(StatusCode::CONFLICT), "session_not_scheduled");
+    assert_eq!(
+        again.error_code(StatusCode::CONFLICT),
+        "session_not_scheduled"
+    );
     let r = h.post(&format!("{workshop}/end"), &lea).await;
     assert_eq!(r.error_code(StatusCode::FORBIDDEN), "not_lead_trainer");
     let ended = h.post(&format!("{workshop}/end"), &karim).await;
     assert_eq!(ended.ok()["status"], "ended");
     let r = h.post(&format!("{workshop}/end"), &karim).await;
     assert_eq!(r.error_code(StatusCode::CONFLICT), "session_not_live");
-    let r = h.request(Method::POST, &format!("{workshop}/cancel"), Some(&karim), Some(json!({}))).await;
+    let r = h
+        .request(
+            Method::POST,
+            &format!("{workshop}/cancel"),
+            Some(&karim),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(r.error_code(StatusCode::CONFLICT), "session_not_scheduled");
 }
 
@@ -92,10 +167,22 @@ async fn cancelling_keeps_the_reason_and_closes_the_session() {
     let claire = h.login(CLAIRE).await;
     let path = format!("/api/live-sessions/{}", ids::TOMORROW);
     let long = "x".repeat(501);
-    let r = h.request(Method::POST, &format!("{path}/cancel"), Some(&claire), Some(json!({ "reason": long }))).await;
+    let r = h
+        .request(
+            Method::POST,
+            &format!("{path}/cancel"),
+            Some(&claire),
+            Some(json!({ "reason": long })),
+        )
+        .await;
     assert_eq!(r.error_code(StatusCode::BAD_REQUEST), "invalid_request");
     let r = h
-        .request(Method::POST, &format!("{path}/cancel"), Some(&claire), Some(json!({ "reason": "Grève des transports" })))
+        .request(
+            Method::POST,
+            &format!("{path}/cancel"),
+            Some(&claire),
+            Some(json!({ "reason": "Grève des transports" })),
+        )
         .await;
     assert_eq!(r.ok()["status"], "cancelled");
     assert_eq!(r.ok()["cancel_reason"], "Grève des transports");
@@ -111,7 +198,11 @@ async fn join_refuses_sessions_that_are_not_live() {
     let lea = h.login(LEA).await;
     for id in [ids::TOMORROW, ids::ENDED, ids::CANCELLED] {
         let r = h.post(&format!("/api/live-sessions/{id}/join"), &lea).await;
-        assert_eq!(r.error_code(StatusCode::CONFLICT), "session_not_live", "session {id}");
+        assert_eq!(
+            r.error_code(StatusCode::CONFLICT),
+            "session_not_live",
+            "session {id}"
+        );
     }
 }
 
@@ -120,20 +211,29 @@ async fn join_mints_a_livekit_token_with_the_role_grants() {
     let h = Harness::start().await;
     let verifier = TokenVerifier::with_api_key("devkey", "secret");
     let cases = [
-        (CLAIRE, "trainer", vec!["microphone", "camera", "screen_share"], true),
+        (
+            CLAIRE,
+            "trainer",
+            vec!["microphone", "camera", "screen_share"],
+            true,
+        ),
         (KARIM, "co_trainer", vec!["microphone", "camera"], false),
         (LEA, "student", vec!["microphone"], false),
     ];
     for (email, role, sources, admin) in cases {
         let token = h.login(email).await;
         let uid = h.user_id(&token).await;
-        let r = h.post(&format!("/api/live-sessions/{}/join", ids::LIVE), &token).await;
+        let r = h
+            .post(&format!("/api/live-sessions/{}/join", ids::LIVE), &token)
+            .await;
         let body = r.ok();
         assert_eq!(body["role"], role);
         assert_eq!(body["identity"], uid.as_str());
         assert_eq!(body["url"], "ws://127.0.0.1:7880");
         assert_eq!(body["room_name"], "estrade-course-1-session-1");
-        let claims = verifier.verify(body["token"].as_str().unwrap()).expect("token verifies");
+        let claims = verifier
+            .verify(body["token"].as_str().unwrap())
+            .expect("token verifies");
         assert_eq!(claims.sub, uid);
         assert_eq!(claims.video.room, "estrade-course-1-session-1");
         assert!(claims.video.room_join);
@@ -147,14 +247,25 @@ async fn join_mints_a_livekit_token_with_the_role_grants() {
         assert_eq!(claims.attributes["estrade.role"], role);
     }
     let list = h.get("/api/live-sessions", &h.login(LEA).await).await;
-    let live = list.ok().as_array().unwrap().iter().find(|s| s["id"] == "1").unwrap().clone();
+    let live = list
+        .ok()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "1")
+        .unwrap()
+        .clone();
     assert_eq!(live["participant_count"], 3);
 }
 
 #[tokio::test]
 async fn capacity_counts_students_and_lets_trainers_in() {
     let h = Harness::start().await;
-    let (lea, thomas, claire) = (h.login(LEA).await, h.login(THOMAS).await, h.login(CLAIRE).await);
+    let (lea, thomas, claire) = (
+        h.login(LEA).await,
+        h.login(THOMAS).await,
+        h.login(CLAIRE).await,
+    );
     let path = format!("/api/live-sessions/{}", ids::TUTORING);
     h.post(&format!("{path}/join"), &lea).await.ok();
     let full = h.post(&format!("{path}/join"), &thomas).await;
@@ -220,7 +331,12 @@ async fn livekit_token_endpoint_follows_the_join_rules() {
     let lea = h.login(LEA).await;
     let token = |room: &str| json!({ "room_name": room });
     let r = h
-        .request(Method::POST, "/api/livekit/token", Some(&lea), Some(token("estrade-course-1-session-1")))
+        .request(
+            Method::POST,
+            "/api/livekit/token",
+            Some(&lea),
+            Some(token("estrade-course-1-session-1")),
+        )
         .await;
     assert_eq!(r.ok()["room_name"], "estrade-course-1-session-1");
     let claims = TokenVerifier::with_api_key("devkey", "secret")
@@ -228,21 +344,50 @@ async fn livekit_token_endpoint_follows_the_join_rules() {
         .unwrap();
     assert_eq!(claims.video.can_publish_sources, vec!["microphone"]);
 
-    let r = h.request(Method::POST, "/api/livekit/token", Some(&lea), Some(token("nope"))).await;
+    let r = h
+        .request(
+            Method::POST,
+            "/api/livekit/token",
+            Some(&lea),
+            Some(token("nope")),
+        )
+        .await;
     assert_eq!(r.error_code(StatusCode::NOT_FOUND), "not_found");
-    let r = h.request(Method::POST, "/api/livekit/token", Some(&lea), Some(token(""))).await;
+    let r = h
+        .request(
+            Method::POST,
+            "/api/livekit/token",
+            Some(&lea),
+            Some(token("")),
+        )
+        .await;
     assert_eq!(r.error_code(StatusCode::BAD_REQUEST), "invalid_request");
     let r = h
-        .request(Method::POST, "/api/livekit/token", Some(&lea), Some(token("estrade-course-1-session-2")))
+        .request(
+            Method::POST,
+            "/api/livekit/token",
+            Some(&lea),
+            Some(token("estrade-course-1-session-2")),
+        )
         .await;
     assert_eq!(r.error_code(StatusCode::CONFLICT), "session_not_live");
     let nadia = h.login(NADIA).await;
     let r = h
-        .request(Method::POST, "/api/livekit/token", Some(&nadia), Some(token("estrade-course-1-session-1")))
+        .request(
+            Method::POST,
+            "/api/livekit/token",
+            Some(&nadia),
+            Some(token("estrade-course-1-session-1")),
+        )
         .await;
     assert_eq!(r.error_code(StatusCode::FORBIDDEN), "not_enrolled");
     let r = h
-        .request(Method::POST, "/api/livekit/token", None, Some(token("estrade-course-1-session-1")))
+        .request(
+            Method::POST,
+            "/api/livekit/token",
+            None,
+            Some(token("estrade-course-1-session-1")),
+        )
         .await;
     assert_eq!(r.error_code(StatusCode::UNAUTHORIZED), "unauthenticated");
 }

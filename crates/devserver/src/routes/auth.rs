@@ -3,7 +3,9 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use estrade_backend_api::{ErrorCode, LoginRequest, LogoutRequest, RefreshRequest, TokenResponse, User, UserId, UserRole};
+use estrade_backend_api::{
+    ErrorCode, LoginRequest, LogoutRequest, RefreshRequest, TokenResponse, User, UserId, UserRole,
+};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use crate::AppState;
@@ -28,10 +30,15 @@ pub fn user_json(u: &UserRow) -> User {
     }
 }
 
-pub async fn login(State(state): State<AppState>, Json(req): Json<LoginRequest>) -> ApiResult<axum::Json<TokenResponse>> {
+pub async fn login(
+    State(state): State<AppState>,
+    Json(req): Json<LoginRequest>,
+) -> ApiResult<axum::Json<TokenResponse>> {
     let email = req.email.trim().to_owned();
     if email.is_empty() || email.len() > MAX_EMAIL || req.password.len() > MAX_PASSWORD {
-        return Err(ApiError::bad_request("email must be 1 to 320 characters, password at most 1024"));
+        return Err(ApiError::bad_request(
+            "email must be 1 to 320 characters, password at most 1024",
+        ));
     }
     let found = {
         let conn = state.db.lock().map_err(|_| ApiError::internal())?;
@@ -63,7 +70,10 @@ pub async fn login(State(state): State<AppState>, Json(req): Json<LoginRequest>)
     Ok(axum::Json(issue_tokens(&conn, &state, &user)?))
 }
 
-pub async fn refresh(State(state): State<AppState>, Json(req): Json<RefreshRequest>) -> ApiResult<axum::Json<TokenResponse>> {
+pub async fn refresh(
+    State(state): State<AppState>,
+    Json(req): Json<RefreshRequest>,
+) -> ApiResult<axum::Json<TokenResponse>> {
     let hash = auth::token_hash(req.refresh_token.trim());
     let now = db::ts(state.config.clock.now());
     let conn = state.db.lock().map_err(|_| ApiError::internal())?;
@@ -83,28 +93,48 @@ pub async fn refresh(State(state): State<AppState>, Json(req): Json<RefreshReque
     let (user_id, expires_at, revoked) = row.ok_or_else(invalid)?;
     if revoked {
         // A rotated token came back: someone holds a copy. End every sign-in of this user.
-        tracing::warn!(user_id, "revoked refresh token reused; revoking all of the user's tokens");
-        conn.execute("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ?1", [user_id])?;
-        conn.execute("UPDATE access_tokens SET revoked = 1 WHERE user_id = ?1", [user_id])?;
+        tracing::warn!(
+            user_id,
+            "revoked refresh token reused; revoking all of the user's tokens"
+        );
+        conn.execute(
+            "UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ?1",
+            [user_id],
+        )?;
+        conn.execute(
+            "UPDATE access_tokens SET revoked = 1 WHERE user_id = ?1",
+            [user_id],
+        )?;
         return Err(invalid());
     }
     if now >= expires_at {
         return Err(invalid());
     }
-    conn.execute("UPDATE refresh_tokens SET revoked = 1 WHERE token_hash = ?1", [&hash])?;
+    conn.execute(
+        "UPDATE refresh_tokens SET revoked = 1 WHERE token_hash = ?1",
+        [&hash],
+    )?;
     let user = db::user_by_id(&conn, user_id)?.ok_or_else(invalid)?;
     Ok(axum::Json(issue_tokens(&conn, &state, &user)?))
 }
 
 /// The body is optional: `{}`, `{"refresh_token": "..."}` or nothing.
-pub async fn logout(State(state): State<AppState>, auth: AuthUser, body: Bytes) -> ApiResult<StatusCode> {
+pub async fn logout(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
     let req: LogoutRequest = if body.iter().all(u8::is_ascii_whitespace) {
         LogoutRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|_| ApiError::bad_request("the body is not a valid logout request"))?
+        serde_json::from_slice(&body)
+            .map_err(|_| ApiError::bad_request("the body is not a valid logout request"))?
     };
     let conn = state.db.lock().map_err(|_| ApiError::internal())?;
-    conn.execute("UPDATE access_tokens SET revoked = 1 WHERE token_hash = ?1", [&auth.token_hash])?;
+    conn.execute(
+        "UPDATE access_tokens SET revoked = 1 WHERE token_hash = ?1",
+        [&auth.token_hash],
+    )?;
     if let Some(rt) = req.refresh_token {
         conn.execute(
             "UPDATE refresh_tokens SET revoked = 1 WHERE token_hash = ?1 AND user_id = ?2",
@@ -125,11 +155,19 @@ fn issue_tokens(conn: &Connection, state: &AppState, user: &UserRow) -> ApiResul
     let refresh = auth::new_token("rt_");
     conn.execute(
         "INSERT INTO access_tokens (token_hash, user_id, expires_at) VALUES (?1, ?2, ?3)",
-        params![auth::token_hash(&access), user.id, expiry(state.config.access_token_ttl)],
+        params![
+            auth::token_hash(&access),
+            user.id,
+            expiry(state.config.access_token_ttl)
+        ],
     )?;
     conn.execute(
         "INSERT INTO refresh_tokens (token_hash, user_id, expires_at) VALUES (?1, ?2, ?3)",
-        params![auth::token_hash(&refresh), user.id, expiry(state.config.refresh_token_ttl)],
+        params![
+            auth::token_hash(&refresh),
+            user.id,
+            expiry(state.config.refresh_token_ttl)
+        ],
     )?;
     Ok(TokenResponse {
         access_token: access,

@@ -17,12 +17,17 @@ pub async fn token(
 ) -> ApiResult<axum::Json<LiveKitTokenResponse>> {
     let room = req.room_name.trim();
     if room.is_empty() || room.len() > 256 {
-        return Err(ApiError::bad_request("room_name must be 1 to 256 characters"));
+        return Err(ApiError::bad_request(
+            "room_name must be 1 to 256 characters",
+        ));
     }
     let conn = state.db.lock().map_err(|_| ApiError::internal())?;
     let s = db::session_by_room(&conn, room)?.ok_or_else(|| ApiError::not_found("room"))?;
     let role = db::role_in(&conn, &s, auth.user.id)?.ok_or_else(|| {
-        ApiError::forbidden(ErrorCode::NotEnrolled, "you are not enrolled in this session's course")
+        ApiError::forbidden(
+            ErrorCode::NotEnrolled,
+            "you are not enrolled in this session's course",
+        )
     })?;
     if s.status != SessionStatus::Live {
         return Err(ApiError::conflict(

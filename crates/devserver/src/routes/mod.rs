@@ -29,16 +29,21 @@ pub fn router(state: AppState) -> Router {
         .route("/api/live-sessions/{id}/cancel", post(sessions::cancel))
         .route("/api/live-sessions/{id}/join", post(sessions::join))
         .route("/api/live-sessions/{id}/leave", post(sessions::leave))
-        .route("/api/live-sessions/{id}/attendance", get(sessions::attendance))
+        .route(
+            "/api/live-sessions/{id}/attendance",
+            get(sessions::attendance),
+        )
         .route("/api/livekit/token", post(livekit::token))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
-            use axum::response::IntoResponse as _;
-            tracing::error!("a request handler panicked");
-            ApiError::internal().into_response()
-        }))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                use axum::response::IntoResponse as _;
+                tracing::error!("a request handler panicked");
+                ApiError::internal().into_response()
+            },
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

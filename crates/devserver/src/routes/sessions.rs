@@ -47,7 +47,10 @@ fn load(conn: &Connection, raw_id: &str, user_id: i64) -> ApiResult<(SessionRow,
     let id = parse_id(raw_id, "live session")?;
     let s = db::session_by_id(conn, id)?.ok_or_else(|| ApiError::not_found("live session"))?;
     let role = db::role_in(conn, &s, user_id)?.ok_or_else(|| {
-        ApiError::forbidden(ErrorCode::NotEnrolled, "you are not enrolled in this session's course")
+        ApiError::forbidden(
+            ErrorCode::NotEnrolled,
+            "you are not enrolled in this session's course",
+        )
     })?;
     Ok((s, role))
 }
@@ -70,7 +73,10 @@ fn not_live(s: &SessionRow) -> ApiError {
     )
 }
 
-pub async fn list(State(state): State<AppState>, auth: AuthUser) -> ApiResult<axum::Json<Vec<LiveSession>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> ApiResult<axum::Json<Vec<LiveSession>>> {
     let conn = state.db.lock().map_err(|_| ApiError::internal())?;
     let rows = db::sessions_visible_to(&conn, auth.user.id)?;
     let mut out = Vec::with_capacity(rows.len());
@@ -82,20 +88,31 @@ pub async fn list(State(state): State<AppState>, auth: AuthUser) -> ApiResult<ax
     Ok(axum::Json(out))
 }
 
-pub async fn get_one(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> ApiResult<axum::Json<LiveSession>> {
+pub async fn get_one(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<LiveSession>> {
     let conn = state.db.lock().map_err(|_| ApiError::internal())?;
     let (s, role) = load(&conn, &id, auth.user.id)?;
     Ok(axum::Json(session_json(&s, role)))
 }
 
-pub async fn start(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> ApiResult<axum::Json<LiveSession>> {
+pub async fn start(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<LiveSession>> {
     let conn = state.db.lock().map_err(|_| ApiError::internal())?;
     let (s, role) = load(&conn, &id, auth.user.id)?;
     require_lead(role)?;
     if s.status != SessionStatus::Scheduled {
         return Err(ApiError::conflict(
             ErrorCode::SessionNotScheduled,
-            format!("the session is {}; only a scheduled session can start", db::status_str(s.status)),
+            format!(
+                "the session is {}; only a scheduled session can start",
+                db::status_str(s.status)
+            ),
         ));
     }
     let now = db::ts(state.config.clock.now());
@@ -106,7 +123,11 @@ pub async fn start(State(state): State<AppState>, auth: AuthUser, Path(id): Path
     reload(&conn, s.id, role)
 }
 
-pub async fn end(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> ApiResult<axum::Json<LiveSession>> {
+pub async fn end(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<LiveSession>> {
     let mut conn = state.db.lock().map_err(|_| ApiError::internal())?;
     let (s, role) = load(&conn, &id, auth.user.id)?;
     require_lead(role)?;
@@ -136,9 +157,17 @@ pub async fn cancel(
     Path(id): Path<String>,
     Json(req): Json<CancelRequest>,
 ) -> ApiResult<axum::Json<LiveSession>> {
-    let reason = req.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
-    if reason.as_ref().is_some_and(|r| r.chars().count() > MAX_REASON) {
-        return Err(ApiError::bad_request("the reason is longer than 500 characters"));
+    let reason = req
+        .reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    if reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_REASON)
+    {
+        return Err(ApiError::bad_request(
+            "the reason is longer than 500 characters",
+        ));
     }
     let conn = state.db.lock().map_err(|_| ApiError::internal())?;
     let (s, role) = load(&conn, &id, auth.user.id)?;
@@ -146,7 +175,10 @@ pub async fn cancel(
     if s.status != SessionStatus::Scheduled {
         return Err(ApiError::conflict(
             ErrorCode::SessionNotScheduled,
-            format!("the session is {}; only a scheduled session can be cancelled", db::status_str(s.status)),
+            format!(
+                "the session is {}; only a scheduled session can be cancelled",
+                db::status_str(s.status)
+            ),
         ));
     }
     conn.execute(
@@ -161,7 +193,11 @@ fn reload(conn: &Connection, id: i64, role: SessionRole) -> ApiResult<axum::Json
     Ok(axum::Json(session_json(&s, role)))
 }
 
-pub async fn join(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> ApiResult<axum::Json<JoinResponse>> {
+pub async fn join(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<JoinResponse>> {
     let mut conn = state.db.lock().map_err(|_| ApiError::internal())?;
     let (s, role) = load(&conn, &id, auth.user.id)?;
     if s.status != SessionStatus::Live {
@@ -192,7 +228,8 @@ pub async fn join(State(state): State<AppState>, auth: AuthUser, Path(id): Path<
         params![s.id, auth.user.id, db::role_str(role), now],
     )?;
     tx.commit()?;
-    let expires = now_dt + chrono::Duration::from_std(state.config.livekit_token_ttl).unwrap_or_default();
+    let expires =
+        now_dt + chrono::Duration::from_std(state.config.livekit_token_ttl).unwrap_or_default();
     Ok(axum::Json(JoinResponse {
         token,
         url: state.config.livekit_url.clone(),
@@ -203,7 +240,11 @@ pub async fn join(State(state): State<AppState>, auth: AuthUser, Path(id): Path<
     }))
 }
 
-pub async fn leave(State(state): State<AppState>, auth: AuthUser, Path(id): Path<String>) -> ApiResult<axum::Json<LeaveResponse>> {
+pub async fn leave(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<LeaveResponse>> {
     let conn = state.db.lock().map_err(|_| ApiError::internal())?;
     let (s, _role) = load(&conn, &id, auth.user.id)?;
     let row: Option<(i64, i64)> = conn

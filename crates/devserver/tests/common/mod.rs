@@ -31,18 +31,30 @@ impl Reply {
     #[track_caller]
     pub fn error_code(&self, status: StatusCode) -> String {
         assert_eq!(self.status, status, "body: {}", self.body);
-        let code = self.body["code"].as_str().unwrap_or_else(|| panic!("no code in {}", self.body));
-        let message = self.body["message"].as_str().unwrap_or_else(|| panic!("no message in {}", self.body));
+        let code = self.body["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no code in {}", self.body));
+        let message = self.body["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no message in {}", self.body));
         assert!(!message.is_empty());
         for leak in ["sqlite", "SQL", "panicked", "rusqlite", "/src/"] {
-            assert!(!message.contains(leak), "internal detail {leak:?} leaked: {message}");
+            assert!(
+                !message.contains(leak),
+                "internal detail {leak:?} leaked: {message}"
+            );
         }
         code.to_owned()
     }
 
     #[track_caller]
     pub fn ok(&self) -> &Value {
-        assert!(self.status.is_success(), "expected success, got {}: {}", self.status, self.body);
+        assert!(
+            self.status.is_success(),
+            "expected success, got {}: {}",
+            self.status,
+            self.body
+        );
         &self.body
     }
 }
@@ -55,7 +67,9 @@ impl Harness {
             clock: clock.clone(),
             ..Config::default()
         };
-        let server = estrade_devserver::spawn(config).await.expect("devserver starts");
+        let server = estrade_devserver::spawn(config)
+            .await
+            .expect("devserver starts");
         Self {
             server,
             clock,
@@ -67,7 +81,13 @@ impl Harness {
         format!("{}{path}", self.server.url())
     }
 
-    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut req = self.http.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -85,8 +105,12 @@ impl Harness {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| panic!("non-JSON body for {status}: {}", String::from_utf8_lossy(&bytes)))
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!(
+                    "non-JSON body for {status}: {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
         };
         Reply { status, body }
     }
@@ -112,10 +136,16 @@ impl Harness {
     /// Signs in a demo user; returns the access token.
     pub async fn login(&self, email: &str) -> String {
         let r = self.login_reply(email, seed::DEMO_PASSWORD).await;
-        r.ok()["access_token"].as_str().expect("access token").to_owned()
+        r.ok()["access_token"]
+            .as_str()
+            .expect("access token")
+            .to_owned()
     }
 
     pub async fn user_id(&self, token: &str) -> String {
-        self.get("/api/me", token).await.ok()["id"].as_str().unwrap().to_owned()
+        self.get("/api/me", token).await.ok()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 }
