@@ -87,7 +87,7 @@ impl FromRequestParts<AppState> for AuthUser {
             })?;
         let hash = token_hash(token);
         let now = db::ts(state.config.clock.now());
-        let conn = state.db.lock().map_err(|_| ApiError::internal())?;
+        let conn = state.conn()?;
         let row: Option<(i64, i64, bool)> = conn
             .query_row(
                 "SELECT user_id, expires_at, revoked FROM access_tokens WHERE token_hash = ?1",

@@ -90,6 +90,18 @@ pub(crate) struct AppState {
     pub config: Arc<Config>,
 }
 
+impl AppState {
+    /// The database connection, for the length of one handler step (never across `.await`).
+    pub(crate) fn conn(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, rusqlite::Connection>, error::ApiError> {
+        self.db.lock().map_err(|_| {
+            tracing::error!("the database mutex is poisoned");
+            error::ApiError::internal()
+        })
+    }
+}
+
 /// A server running on a tokio task.
 pub struct RunningServer {
     addr: SocketAddr,

@@ -101,28 +101,14 @@ async fn expired_access_tokens_say_so_and_refresh_rotates() {
         "token_expired"
     );
 
-    let r = h
-        .request(
-            Method::POST,
-            "/api/auth/refresh",
-            None,
-            Some(json!({ "refresh_token": refresh })),
-        )
-        .await;
+    let r = h.refresh(&refresh).await;
     let new_access = r.ok()["access_token"].as_str().unwrap().to_owned();
     let new_refresh = r.ok()["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(new_refresh, refresh);
     assert_eq!(h.get("/api/me", &new_access).await.ok()["email"], THOMAS);
 
     // The old refresh token came back: someone has a copy. Every sign-in of the user ends.
-    let replay = h
-        .request(
-            Method::POST,
-            "/api/auth/refresh",
-            None,
-            Some(json!({ "refresh_token": refresh })),
-        )
-        .await;
+    let replay = h.refresh(&refresh).await;
     assert_eq!(
         replay.error_code(StatusCode::UNAUTHORIZED),
         "invalid_refresh_token"
@@ -133,14 +119,7 @@ async fn expired_access_tokens_say_so_and_refresh_rotates() {
             .error_code(StatusCode::UNAUTHORIZED),
         "invalid_token"
     );
-    let after = h
-        .request(
-            Method::POST,
-            "/api/auth/refresh",
-            None,
-            Some(json!({ "refresh_token": new_refresh })),
-        )
-        .await;
+    let after = h.refresh(&new_refresh).await;
     assert_eq!(
         after.error_code(StatusCode::UNAUTHORIZED),
         "invalid_refresh_token"
@@ -155,26 +134,12 @@ async fn refresh_tokens_expire() {
         .await;
     let refresh = login.ok()["refresh_token"].as_str().unwrap().to_owned();
     h.clock.advance(Duration::from_secs(31 * 24 * 3600));
-    let r = h
-        .request(
-            Method::POST,
-            "/api/auth/refresh",
-            None,
-            Some(json!({ "refresh_token": refresh })),
-        )
-        .await;
+    let r = h.refresh(&refresh).await;
     assert_eq!(
         r.error_code(StatusCode::UNAUTHORIZED),
         "invalid_refresh_token"
     );
-    let forged = h
-        .request(
-            Method::POST,
-            "/api/auth/refresh",
-            None,
-            Some(json!({ "refresh_token": "rt_forged" })),
-        )
-        .await;
+    let forged = h.refresh("rt_forged").await;
     assert_eq!(
         forged.error_code(StatusCode::UNAUTHORIZED),
         "invalid_refresh_token"
@@ -204,14 +169,7 @@ async fn logout_revokes_both_tokens() {
             .error_code(StatusCode::UNAUTHORIZED),
         "invalid_token"
     );
-    let r = h
-        .request(
-            Method::POST,
-            "/api/auth/refresh",
-            None,
-            Some(json!({ "refresh_token": refresh })),
-        )
-        .await;
+    let r = h.refresh(&refresh).await;
     assert_eq!(
         r.error_code(StatusCode::UNAUTHORIZED),
         "invalid_refresh_token"

@@ -41,7 +41,7 @@ pub async fn login(
         ));
     }
     let found = {
-        let conn = state.db.lock().map_err(|_| ApiError::internal())?;
+        let conn = state.conn()?;
         db::user_by_email(&conn, &email)?
     };
     // Hashing is CPU-bound: off the async workers. Unknown emails cost the same time.
@@ -66,7 +66,7 @@ pub async fn login(
             ));
         }
     };
-    let conn = state.db.lock().map_err(|_| ApiError::internal())?;
+    let conn = state.conn()?;
     Ok(axum::Json(issue_tokens(&conn, &state, &user)?))
 }
 
@@ -76,7 +76,7 @@ pub async fn refresh(
 ) -> ApiResult<axum::Json<TokenResponse>> {
     let hash = auth::token_hash(req.refresh_token.trim());
     let now = db::ts(state.config.clock.now());
-    let conn = state.db.lock().map_err(|_| ApiError::internal())?;
+    let conn = state.conn()?;
     let row: Option<(i64, i64, bool)> = conn
         .query_row(
             "SELECT user_id, expires_at, revoked FROM refresh_tokens WHERE token_hash = ?1",
@@ -130,7 +130,7 @@ pub async fn logout(
         serde_json::from_slice(&body)
             .map_err(|_| ApiError::bad_request("the body is not a valid logout request"))?
     };
-    let conn = state.db.lock().map_err(|_| ApiError::internal())?;
+    let conn = state.conn()?;
     conn.execute(
         "UPDATE access_tokens SET revoked = 1 WHERE token_hash = ?1",
         [&auth.token_hash],

@@ -21,7 +21,7 @@ pub async fn token(
             "room_name must be 1 to 256 characters",
         ));
     }
-    let conn = state.db.lock().map_err(|_| ApiError::internal())?;
+    let conn = state.conn()?;
     let s = db::session_by_room(&conn, room)?.ok_or_else(|| ApiError::not_found("room"))?;
     let role = db::role_in(&conn, &s, auth.user.id)?.ok_or_else(|| {
         ApiError::forbidden(
@@ -29,12 +29,7 @@ pub async fn token(
             "you are not enrolled in this session's course",
         )
     })?;
-    if s.status != SessionStatus::Live {
-        return Err(ApiError::conflict(
-            ErrorCode::SessionNotLive,
-            format!("the session is {}, not live", db::status_str(s.status)),
-        ));
-    }
+    super::sessions::require_status(&s, SessionStatus::Live, "a token")?;
     let token = super::livekit_token(&state, &auth.user, &s, role)?;
     Ok(axum::Json(LiveKitTokenResponse {
         token,

@@ -66,18 +66,34 @@ fn require_lead(role: SessionRole) -> ApiResult<()> {
     }
 }
 
-fn not_live(s: &SessionRow) -> ApiError {
-    ApiError::conflict(
-        ErrorCode::SessionNotLive,
-        format!("the session is {}, not live", db::status_str(s.status)),
-    )
+/// The session must be in `expected` for `action`; 409 with the matching code otherwise.
+pub(crate) fn require_status(
+    s: &SessionRow,
+    expected: SessionStatus,
+    action: &str,
+) -> ApiResult<()> {
+    if s.status == expected {
+        return Ok(());
+    }
+    let code = match expected {
+        SessionStatus::Scheduled => ErrorCode::SessionNotScheduled,
+        _ => ErrorCode::SessionNotLive,
+    };
+    Err(ApiError::conflict(
+        code,
+        format!(
+            "the session is {}; {action} needs it {}",
+            db::status_str(s.status),
+            db::status_str(expected)
+        ),
+    ))
 }
 
 pub async fn list(
     State(state): State<AppState>,
     auth: AuthUser,
 ) -> ApiResult<axum::Json<Vec<LiveSession>>> {
-    let conn = state.db.lock().map_err(|_| ApiError::internal())?;
+    let conn = state.conn()?;
     let rows = db::sessions_visible_to(&conn, auth.user.id)?;
     let mut out = Vec::with_capacity(rows.len());
     for s in rows {
@@ -93,7 +109,7 @@ pub async fn get_one(
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<LiveSession>> {
-    let conn = state.db.lock().map_err(|_| ApiError::internal())?;
+    let conn = state.conn()?;
     let (s, role) = load(&conn, &id, auth.user.id)?;
     Ok(axum::Json(session_json(&s, role)))
 }
@@ -103,18 +119,10 @@ pub async fn start(
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<LiveSession>> {
-    let conn = state.db.lock().map_err(|_| ApiError::internal())?;
+    let conn = state.conn()?;
     let (s, role) = load(&conn, &id, auth.user.id)?;
     require_lead(role)?;
-    if s.status != SessionStatus::Scheduled {
-        return Err(ApiError::conflict(
-            ErrorCode::SessionNotScheduled,
-            format!(
-                "the session is {}; only a scheduled session can start",
-                db::status_str(s.status)
-            ),
-        ));
-    }
+    require_status(&s, SessionStatus::Scheduled, "starting")?;
     let now = db::ts(state.config.clock.now());
     conn.execute(
         "UPDATE live_sessions SET status = 'live', actual_start = ?2 WHERE id = ?1 AND status = 'scheduled'",
@@ -128,12 +136,10 @@ pub async fn end(
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<LiveSession>> {
-    let mut conn = state.db.lock().map_err(|_| ApiError::internal())?;
+    let mut conn = state.conn()?;
     let (s, role) = load(&conn, &id, auth.user.id)?;
     require_lead(role)?;
-    if s.status != SessionStatus::Live {
-        return Err(not_live(&s));
-    }
+    require_status(&s, SessionStatus::Live, "ending")?;
     let now = db::ts(state.config.clock.now());
     let tx = conn.transaction()?;
     tx.execute(
@@ -169,18 +175,10 @@ pub async fn cancel(
             "the reason is longer than 500 characters",
         ));
     }
-    let conn = state.db.lock().map_err(|_| ApiError::internal())?;
+    let conn = state.conn()?;
     let (s, role) = load(&conn, &id, auth.user.id)?;
     require_lead(role)?;
-    if s.status != SessionStatus::Scheduled {
-        return Err(ApiError::conflict(
-            ErrorCode::SessionNotScheduled,
-            format!(
-                "the session is {}; only a scheduled session can be cancelled",
-                db::status_str(s.status)
-            ),
-        ));
-    }
+    require_status(&s, SessionStatus::Scheduled, "cancelling")?;
     conn.execute(
         "UPDATE live_sessions SET status = 'cancelled', cancel_reason = ?2 WHERE id = ?1",
         params![s.id, reason],
@@ -198,11 +196,9 @@ pub async fn join(
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<JoinResponse>> {
-    let mut conn = state.db.lock().map_err(|_| ApiError::internal())?;
+    let mut conn = state.conn()?;
     let (s, role) = load(&conn, &id, auth.user.id)?;
-    if s.status != SessionStatus::Live {
-        return Err(not_live(&s));
-    }
+    require_status(&s, SessionStatus::Live, "joining")?;
     // The limit counts students; trainers are always let in.
     if role == SessionRole::Student
         && db::present_students_except(&conn, s.id, auth.user.id)? >= s.max_participants
@@ -245,7 +241,7 @@ pub async fn leave(
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<LeaveResponse>> {
-    let conn = state.db.lock().map_err(|_| ApiError::internal())?;
+    let conn = state.conn()?;
     let (s, _role) = load(&conn, &id, auth.user.id)?;
     let row: Option<(i64, i64)> = conn
         .query_row(
@@ -278,7 +274,7 @@ pub async fn attendance(
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Vec<AttendanceRecord>>> {
-    let conn = state.db.lock().map_err(|_| ApiError::internal())?;
+    let conn = state.conn()?;
     let (s, role) = load(&conn, &id, auth.user.id)?;
     if role == SessionRole::Student {
         return Err(ApiError::forbidden(

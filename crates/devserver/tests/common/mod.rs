@@ -133,6 +133,16 @@ impl Harness {
         .await
     }
 
+    pub async fn refresh(&self, refresh_token: &str) -> Reply {
+        self.request(
+            Method::POST,
+            "/api/auth/refresh",
+            None,
+            Some(json!({ "refresh_token": refresh_token })),
+        )
+        .await
+    }
+
     /// Signs in a demo user; returns the access token.
     pub async fn login(&self, email: &str) -> String {
         let r = self.login_reply(email, seed::DEMO_PASSWORD).await;
