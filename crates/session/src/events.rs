@@ -1,0 +1,78 @@
+use crate::ids::{ParticipantIdentity, ParticipantSid, TrackSid};
+use crate::model::{ConnectionQuality, Participant, Room, TrackPublication};
+
+/// What happened in the session, in the order it happened.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// The server accepted the join: the room, who we are, who is already there.
+    Joined {
+        room: Room,
+        local: Participant,
+        others: Vec<Participant>,
+    },
+    ParticipantJoined(Participant),
+    /// Name, metadata, attributes or permissions changed.
+    ParticipantUpdated(Participant),
+    ParticipantLeft {
+        sid: ParticipantSid,
+        identity: ParticipantIdentity,
+    },
+    TrackPublished {
+        participant: ParticipantSid,
+        track: TrackPublication,
+    },
+    TrackUnpublished {
+        participant: ParticipantSid,
+        track: TrackSid,
+    },
+    TrackMuted {
+        participant: ParticipantSid,
+        track: TrackSid,
+    },
+    TrackUnmuted {
+        participant: ParticipantSid,
+        track: TrackSid,
+    },
+    /// The whole set of active speakers, loudest first.
+    ActiveSpeakersChanged(Vec<ParticipantSid>),
+    ConnectionQualityChanged {
+        participant: ParticipantSid,
+        quality: ConnectionQuality,
+    },
+    RoomUpdated(Room),
+    /// A signalling round trip was measured.
+    RoundTripMeasured {
+        rtt_ms: u32,
+    },
+    /// The session is over (or must be re-established, see `action`).
+    Disconnected {
+        reason: DisconnectReason,
+        action: LeaveAction,
+    },
+}
+
+/// Why the session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// We asked to leave.
+    ClientInitiated,
+    /// Nothing came from the server within the ping timeout.
+    PingTimeout,
+    /// The server sent a LeaveRequest with this LiveKit `DisconnectReason` (number and name).
+    Server { code: i32, name: String },
+    /// The first server message was not a JoinResponse.
+    JoinRefused(String),
+}
+
+/// What the server wants the client to do after a LeaveRequest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveAction {
+    /// Stop: the session is over.
+    Disconnect,
+    /// Resume the same session (same sid) now.
+    Resume,
+    /// Join again from scratch now.
+    Reconnect,
+}

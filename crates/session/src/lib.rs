@@ -1,0 +1,30 @@
+//! The LiveKit session of one participant, as a deterministic state machine.
+//!
+//! No sockets, no threads, no clock: the I/O layer feeds it and drains it, and tests drive
+//! it on simulated time.
+//!
+//! 1. Open the signalling WebSocket; create a [`Session`] with the current [`Instant`].
+//! 2. For every binary frame received, call [`Session::handle_frame`]. A malformed frame is a
+//!    typed [`FrameError`]; the session is unchanged by it.
+//! 3. After every input, drain [`Session::poll_transmit`] (frames to send, in order) and
+//!    [`Session::poll_event`] (what happened, past tense).
+//! 4. Sleep until [`Session::poll_timeout`], then call [`Session::handle_timeout`]: it sends
+//!    pings and notices a dead signal connection.
+//! 5. To leave, call [`Session::leave`] and send what it queues before closing the socket.
+//!
+//! [`Instant`]: std::time::Instant
+
+mod events;
+mod ids;
+mod model;
+mod session;
+mod wire;
+
+pub use events::{DisconnectReason, LeaveAction, SessionEvent};
+pub use ids::{ParticipantIdentity, ParticipantSid, TrackSid};
+pub use model::{
+    ConnectionQuality, Participant, ParticipantKind, ParticipantState, Permissions, Room,
+    TrackKind, TrackPublication, TrackSource,
+};
+pub use session::{Session, SessionState};
+pub use wire::FrameError;

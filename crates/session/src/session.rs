@@ -1,0 +1,359 @@
+//! The session state machine: frames and time in, frames to send and events out.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::events::{DisconnectReason, LeaveAction, SessionEvent};
+use crate::ids::{ParticipantSid, TrackSid};
+use crate::model::{Change, Participant, Room, Roster};
+use crate::wire::{self, FrameError, Inbound, Outbound};
+
+/// The server must answer the upgrade with a JoinResponse within this (the SDKs use 5–10 s).
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Used when the JoinResponse carries none (the server sends 5 s / 15 s).
+const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(5);
+const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// Waiting for the JoinResponse.
+    Joining,
+    Connected,
+    Disconnected,
+}
+
+pub struct Session {
+    state: SessionState,
+    started: Instant,
+    /// Unix milliseconds at `started`: ping timestamps are wall-clock on the wire.
+    unix_ms_at_start: i64,
+    room: Room,
+    local: Option<Participant>,
+    roster: Roster,
+    /// Active speakers and their levels, loudest first.
+    speakers: Vec<(ParticipantSid, f32)>,
+    refresh_token: Option<String>,
+    ping_interval: Duration,
+    ping_timeout: Duration,
+    next_ping: Option<Instant>,
+    last_received: Instant,
+    rtt_ms: Option<u32>,
+    transmits: VecDeque<Vec<u8>>,
+    events: VecDeque<SessionEvent>,
+}
+
+impl Session {
+    /// A session whose WebSocket just opened at `now` (`unix_ms`: the wall clock then).
+    pub fn new(now: Instant, unix_ms: i64) -> Self {
+        Self {
+            state: SessionState::Joining,
+            started: now,
+            unix_ms_at_start: unix_ms,
+            room: Room::default(),
+            local: None,
+            roster: Roster::default(),
+            speakers: Vec::new(),
+            refresh_token: None,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            ping_timeout: DEFAULT_PING_TIMEOUT,
+            next_ping: None,
+            last_received: now,
+            rtt_ms: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    pub fn state(&self) -> SessionState {
+        self.state
+    }
+
+    pub fn room(&self) -> &Room {
+        &self.room
+    }
+
+    pub fn local(&self) -> Option<&Participant> {
+        self.local.as_ref()
+    }
+
+    pub fn participant(&self, sid: &ParticipantSid) -> Option<&Participant> {
+        self.roster.get(sid)
+    }
+
+    pub fn remote_count(&self) -> usize {
+        self.roster.len()
+    }
+
+    /// The newest token the server handed out, for reconnects.
+    pub fn refresh_token(&self) -> Option<&str> {
+        self.refresh_token.as_deref()
+    }
+
+    pub fn rtt_ms(&self) -> Option<u32> {
+        self.rtt_ms
+    }
+
+    /// One binary frame from the server. A frame that does not decode, or that makes no sense
+    /// now, is an error and changes nothing but the liveness timer.
+    pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) -> Result<(), FrameError> {
+        if self.state == SessionState::Disconnected {
+            return Ok(());
+        }
+        self.last_received = now;
+        let inbound = wire::decode(frame)?;
+        if self.state == SessionState::Joining {
+            return self.handle_first(now, inbound);
+        }
+        match inbound {
+            Inbound::Join(_) => return Err(FrameError::Unexpected("a second JoinResponse")),
+            Inbound::ParticipantUpdate(list) => self.handle_participants(list),
+            Inbound::SpeakersChanged(deltas) => self.handle_speakers(deltas),
+            Inbound::RoomUpdate(room) => {
+                self.room = room.clone();
+                self.events.push_back(SessionEvent::RoomUpdated(room));
+            }
+            Inbound::ConnectionQuality(updates) => {
+                for (participant, quality) in updates {
+                    self.events
+                        .push_back(SessionEvent::ConnectionQualityChanged {
+                            participant,
+                            quality,
+                        });
+                }
+            }
+            Inbound::Leave {
+                reason,
+                reason_name,
+                action,
+            } => self.disconnect(
+                DisconnectReason::Server {
+                    code: reason,
+                    name: reason_name,
+                },
+                action,
+            ),
+            Inbound::RefreshToken(token) => self.refresh_token = Some(token),
+            Inbound::Pong { last_ping_ms } => {
+                let rtt = self.unix_ms(now) - last_ping_ms;
+                // A pong for a ping we could not have sent (clock jump, forged value) is ignored.
+                if (0..=self.ping_timeout.as_millis() as i64).contains(&rtt) {
+                    self.rtt_ms = Some(rtt as u32);
+                    self.events
+                        .push_back(SessionEvent::RoundTripMeasured { rtt_ms: rtt as u32 });
+                }
+            }
+            Inbound::LegacyPong | Inbound::Ignored(_) => {}
+            Inbound::Mute { track, muted } => self.handle_server_mute(track, muted),
+        }
+        Ok(())
+    }
+
+    fn handle_first(&mut self, now: Instant, inbound: Inbound) -> Result<(), FrameError> {
+        match inbound {
+            Inbound::Join(join) => {
+                let join = *join;
+                self.state = SessionState::Connected;
+                if join.ping_interval_s > 0 {
+                    self.ping_interval = Duration::from_secs(join.ping_interval_s.into());
+                }
+                if join.ping_timeout_s > 0 {
+                    self.ping_timeout = Duration::from_secs(join.ping_timeout_s.into());
+                }
+                self.next_ping = Some(now + self.ping_interval);
+                let mut ignored = Vec::new();
+                for p in join.others.iter().cloned() {
+                    self.roster.apply(p, &mut ignored);
+                }
+                self.room = join.room.clone();
+                self.local = Some(join.local.clone());
+                self.events.push_back(SessionEvent::Joined {
+                    room: join.room,
+                    local: join.local,
+                    others: join.others,
+                });
+                Ok(())
+            }
+            // A failed resume, a full room…: the server says so instead of joining.
+            Inbound::Leave { reason_name, .. } => {
+                self.disconnect(
+                    DisconnectReason::JoinRefused(reason_name),
+                    LeaveAction::Disconnect,
+                );
+                Ok(())
+            }
+            _ => Err(FrameError::Unexpected("a message before the JoinResponse")),
+        }
+    }
+
+    fn handle_participants(&mut self, list: Vec<Participant>) {
+        let mut changes = Vec::new();
+        for p in list {
+            match &mut self.local {
+                Some(local) if local.sid == p.sid => {
+                    if p.version == 0 || p.version >= local.version {
+                        let changed = local.permissions != p.permissions
+                            || local.name != p.name
+                            || local.metadata != p.metadata
+                            || local.attributes != p.attributes;
+                        *local = p.clone();
+                        if changed {
+                            self.events.push_back(SessionEvent::ParticipantUpdated(p));
+                        }
+                    }
+                }
+                // Ourselves under an older sid (before a full reconnect): not a remote.
+                Some(local) if local.identity == p.identity => {}
+                _ => self.roster.apply(p, &mut changes),
+            }
+        }
+        for change in changes {
+            let event = match change {
+                Change::Joined(p) => SessionEvent::ParticipantJoined(p),
+                Change::Updated(p) => SessionEvent::ParticipantUpdated(p),
+                Change::Left(sid, identity) => {
+                    self.drop_speaker(&sid);
+                    SessionEvent::ParticipantLeft { sid, identity }
+                }
+                Change::TrackPublished(participant, track) => {
+                    SessionEvent::TrackPublished { participant, track }
+                }
+                Change::TrackUnpublished(participant, track) => {
+                    SessionEvent::TrackUnpublished { participant, track }
+                }
+                Change::TrackMuted(participant, track, true) => {
+                    SessionEvent::TrackMuted { participant, track }
+                }
+                Change::TrackMuted(participant, track, false) => {
+                    SessionEvent::TrackUnmuted { participant, track }
+                }
+            };
+            self.events.push_back(event);
+        }
+    }
+
+    fn drop_speaker(&mut self, sid: &ParticipantSid) {
+        let before = self.speakers.len();
+        self.speakers.retain(|(s, _)| s != sid);
+        if self.speakers.len() != before {
+            self.events.push_back(SessionEvent::ActiveSpeakersChanged(
+                self.speakers.iter().map(|(s, _)| s.clone()).collect(),
+            ));
+        }
+    }
+
+    /// Speaker updates are deltas: `active = false` removes one from the set.
+    fn handle_speakers(&mut self, deltas: Vec<wire::SpeakerDelta>) {
+        let before: Vec<ParticipantSid> = self.speakers.iter().map(|(s, _)| s.clone()).collect();
+        for d in deltas {
+            self.speakers.retain(|(s, _)| s != &d.sid);
+            if d.active {
+                self.speakers.push((d.sid, d.level));
+            }
+        }
+        // Stable: equal levels keep their order.
+        self.speakers.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let after: Vec<ParticipantSid> = self.speakers.iter().map(|(s, _)| s.clone()).collect();
+        if after != before {
+            self.events
+                .push_back(SessionEvent::ActiveSpeakersChanged(after));
+        }
+    }
+
+    /// The server muted (or unmuted) one of our tracks: obey and tell.
+    fn handle_server_mute(&mut self, track: TrackSid, muted: bool) {
+        let Some(local) = &mut self.local else { return };
+        let participant = local.sid.clone();
+        if let Some(t) = local.tracks.iter_mut().find(|t| t.sid == track) {
+            t.muted = muted;
+        }
+        self.events.push_back(if muted {
+            SessionEvent::TrackMuted { participant, track }
+        } else {
+            SessionEvent::TrackUnmuted { participant, track }
+        });
+    }
+
+    /// Sends pings when due; declares the signal dead after `ping_timeout` of silence.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.state {
+            SessionState::Joining if now >= self.started + JOIN_TIMEOUT => self.disconnect(
+                DisconnectReason::JoinRefused(format!("no JoinResponse within {JOIN_TIMEOUT:?}")),
+                LeaveAction::Reconnect,
+            ),
+            SessionState::Connected if now >= self.last_received + self.ping_timeout => {
+                self.disconnect(DisconnectReason::PingTimeout, LeaveAction::Resume)
+            }
+            SessionState::Connected if self.next_ping.is_some_and(|t| now >= t) => {
+                let ping = Outbound::Ping {
+                    now_ms: self.unix_ms(now),
+                    rtt_ms: self.rtt_ms.unwrap_or(0).into(),
+                };
+                self.transmits.push_back(wire::encode(ping));
+                self.next_ping = Some(now + self.ping_interval);
+            }
+            _ => {}
+        }
+    }
+
+    /// When `handle_timeout` next has something to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            SessionState::Joining => Some(self.started + JOIN_TIMEOUT),
+            SessionState::Connected => {
+                let dead = self.last_received + self.ping_timeout;
+                Some(self.next_ping.map_or(dead, |p| p.min(dead)))
+            }
+            SessionState::Disconnected => None,
+        }
+    }
+
+    /// Mutes or unmutes one of our tracks, without renegotiation.
+    pub fn set_track_muted(&mut self, track: &TrackSid, muted: bool) {
+        if self.state != SessionState::Connected {
+            return;
+        }
+        self.transmits.push_back(wire::encode(Outbound::Mute {
+            track: track.clone(),
+            muted,
+        }));
+        if let Some(t) = self
+            .local
+            .as_mut()
+            .and_then(|l| l.tracks.iter_mut().find(|t| &t.sid == track))
+        {
+            t.muted = muted;
+        }
+    }
+
+    /// Leaves the room: queues the LeaveRequest; send it, then close the socket.
+    pub fn leave(&mut self) {
+        if self.state == SessionState::Disconnected {
+            return;
+        }
+        self.transmits.push_back(wire::encode(Outbound::Leave));
+        self.disconnect(DisconnectReason::ClientInitiated, LeaveAction::Disconnect);
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    fn disconnect(&mut self, reason: DisconnectReason, action: LeaveAction) {
+        self.state = SessionState::Disconnected;
+        self.next_ping = None;
+        self.events
+            .push_back(SessionEvent::Disconnected { reason, action });
+    }
+
+    fn unix_ms(&self, now: Instant) -> i64 {
+        self.unix_ms_at_start + now.saturating_duration_since(self.started).as_millis() as i64
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

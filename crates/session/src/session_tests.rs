@@ -1,0 +1,443 @@
+//! The state machine on simulated time: no sockets, no sleeping.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::ids::ParticipantIdentity;
+use crate::model::TrackSource;
+use crate::wire::fake::{self, lk};
+
+const T0_MS: i64 = 1_790_000_000_000;
+
+fn joined(others: Vec<lk::ParticipantInfo>) -> (Session, Instant) {
+    let t0 = Instant::now();
+    let mut s = Session::new(t0, T0_MS);
+    s.handle_frame(t0, &fake::join(fake::participant("PA_me", "1", 1), others))
+        .unwrap();
+    (s, t0)
+}
+
+fn events(s: &mut Session) -> Vec<SessionEvent> {
+    std::iter::from_fn(|| s.poll_event()).collect()
+}
+
+fn update(ps: Vec<lk::ParticipantInfo>) -> Vec<u8> {
+    fake::frame(lk::signal_response::Message::Update(
+        lk::ParticipantUpdate { participants: ps },
+    ))
+}
+
+fn sid(s: &str) -> ParticipantSid {
+    ParticipantSid(s.into())
+}
+
+#[test]
+fn join_reports_the_room_us_and_the_others() {
+    let (mut s, t0) = joined(vec![fake::participant("PA_a", "2", 1)]);
+    assert_eq!(s.state(), SessionState::Connected);
+    assert_eq!(s.room().name, "estrade-course-1-session-1");
+    assert_eq!(s.local().unwrap().identity.as_str(), "1");
+    assert_eq!(s.remote_count(), 1);
+    let ev = events(&mut s);
+    assert!(matches!(&ev[..], [SessionEvent::Joined { others, .. }] if others.len() == 1));
+    assert_eq!(
+        s.local().unwrap().permissions.can_publish_sources,
+        vec![TrackSource::Microphone]
+    );
+    assert!(
+        s.local()
+            .unwrap()
+            .permissions
+            .may_publish(TrackSource::Microphone)
+    );
+    assert!(
+        !s.local()
+            .unwrap()
+            .permissions
+            .may_publish(TrackSource::Camera)
+    );
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+}
+
+#[test]
+fn malformed_frames_are_errors_and_change_nothing() {
+    let t0 = Instant::now();
+    let mut s = Session::new(t0, T0_MS);
+    assert!(matches!(
+        s.handle_frame(t0, b"\xff\xff\xff"),
+        Err(FrameError::Malformed(_))
+    ));
+    assert_eq!(s.handle_frame(t0, b""), Err(FrameError::Empty));
+    let update = update(vec![]);
+    assert!(matches!(
+        s.handle_frame(t0, &update),
+        Err(FrameError::Unexpected(_))
+    ));
+    let no_participant = fake::frame(lk::signal_response::Message::Join(
+        lk::JoinResponse::default(),
+    ));
+    assert!(matches!(
+        s.handle_frame(t0, &no_participant),
+        Err(FrameError::MissingField { .. })
+    ));
+    assert_eq!(s.state(), SessionState::Joining);
+    assert!(events(&mut s).is_empty());
+    // Still able to join afterwards.
+    s.handle_frame(t0, &fake::join(fake::participant("PA_me", "1", 1), vec![]))
+        .unwrap();
+    assert_eq!(s.state(), SessionState::Connected);
+    let again = fake::join(fake::participant("PA_me", "1", 1), vec![]);
+    assert_eq!(
+        s.handle_frame(t0, &again),
+        Err(FrameError::Unexpected("a second JoinResponse"))
+    );
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    // A fixed xorshift stream: reproducible garbage, including valid-looking varints.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let (mut s, t0) = joined(vec![]);
+    for len in 0..2000usize {
+        let frame: Vec<u8> = (0..len % 97)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let _ = s.handle_frame(t0, &frame);
+    }
+}
+
+#[test]
+fn unknown_messages_are_ignored() {
+    let (mut s, t0) = joined(vec![]);
+    events(&mut s);
+    // Field 99 is no SignalResponse case today: the oneof decodes as absent.
+    let unknown = [0x9a, 0x06, 0x02, 0x08, 0x01];
+    assert_eq!(s.handle_frame(t0, &unknown), Err(FrameError::Empty));
+    let offer = fake::frame(lk::signal_response::Message::Offer(
+        lk::SessionDescription::default(),
+    ));
+    s.handle_frame(t0, &offer).unwrap();
+    assert!(events(&mut s).is_empty());
+    assert_eq!(s.state(), SessionState::Connected);
+}
+
+#[test]
+fn participants_join_publish_mute_unpublish_and_leave() {
+    let (mut s, t0) = joined(vec![]);
+    events(&mut s);
+    let mut a = fake::participant("PA_a", "2", 1);
+    a.tracks = vec![fake::track("TR_mic", lk::TrackType::Audio, false)];
+    s.handle_frame(t0, &update(vec![a.clone()])).unwrap();
+    let ev = events(&mut s);
+    assert!(matches!(&ev[0], SessionEvent::ParticipantJoined(p) if p.identity.as_str() == "2"));
+    assert!(
+        matches!(&ev[1], SessionEvent::TrackPublished { track, .. } if track.sid.as_str() == "TR_mic")
+    );
+
+    a.version = 2;
+    a.tracks[0].muted = true;
+    a.tracks
+        .push(fake::track("TR_cam", lk::TrackType::Video, false));
+    s.handle_frame(t0, &update(vec![a.clone()])).unwrap();
+    let ev = events(&mut s);
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert!(matches!(&ev[0], SessionEvent::TrackMuted { track, .. } if track.as_str() == "TR_mic"));
+    assert!(
+        matches!(&ev[1], SessionEvent::TrackPublished { track, .. } if track.sid.as_str() == "TR_cam")
+    );
+
+    // An older version arriving late changes nothing.
+    let mut stale = a.clone();
+    stale.version = 1;
+    stale.tracks.clear();
+    s.handle_frame(t0, &update(vec![stale])).unwrap();
+    assert!(events(&mut s).is_empty());
+
+    a.version = 3;
+    a.tracks.remove(0);
+    a.name = "Léa".into();
+    s.handle_frame(t0, &update(vec![a.clone()])).unwrap();
+    let ev = events(&mut s);
+    assert!(
+        matches!(&ev[0], SessionEvent::TrackUnpublished { track, .. } if track.as_str() == "TR_mic")
+    );
+    assert!(matches!(&ev[1], SessionEvent::ParticipantUpdated(p) if p.name == "Léa"));
+
+    a.version = 4;
+    a.state = lk::participant_info::State::Disconnected as i32;
+    s.handle_frame(t0, &update(vec![a])).unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![SessionEvent::ParticipantLeft {
+            sid: sid("PA_a"),
+            identity: ParticipantIdentity("2".into())
+        }]
+    );
+    assert_eq!(s.remote_count(), 0);
+}
+
+#[test]
+fn a_rejoin_under_a_new_sid_replaces_the_old_one() {
+    let (mut s, t0) = joined(vec![fake::participant("PA_old", "2", 5)]);
+    events(&mut s);
+    s.handle_frame(t0, &update(vec![fake::participant("PA_new", "2", 1)]))
+        .unwrap();
+    let ev = events(&mut s);
+    assert!(
+        matches!(&ev[0], SessionEvent::ParticipantLeft { sid, .. } if sid.as_str() == "PA_old")
+    );
+    assert!(matches!(&ev[1], SessionEvent::ParticipantJoined(p) if p.sid.as_str() == "PA_new"));
+    assert_eq!(s.remote_count(), 1);
+}
+
+#[test]
+fn our_own_updates_change_the_local_participant() {
+    let (mut s, t0) = joined(vec![]);
+    events(&mut s);
+    let mut me = fake::participant("PA_me", "1", 2);
+    me.permission
+        .as_mut()
+        .unwrap()
+        .can_publish_sources
+        .push(lk::TrackSource::Camera as i32);
+    s.handle_frame(t0, &update(vec![me])).unwrap();
+    let ev = events(&mut s);
+    assert!(matches!(&ev[..], [SessionEvent::ParticipantUpdated(p)] if p.sid.as_str() == "PA_me"));
+    assert!(
+        s.local()
+            .unwrap()
+            .permissions
+            .may_publish(TrackSource::Camera)
+    );
+    assert_eq!(s.remote_count(), 0);
+}
+
+#[test]
+fn speaker_updates_are_deltas_sorted_by_level() {
+    let (mut s, t0) = joined(vec![
+        fake::participant("PA_a", "2", 1),
+        fake::participant("PA_b", "3", 1),
+    ]);
+    events(&mut s);
+    let speakers = |list: Vec<(&str, f32, bool)>| {
+        fake::frame(lk::signal_response::Message::SpeakersChanged(
+            lk::SpeakersChanged {
+                speakers: list
+                    .into_iter()
+                    .map(|(sid, level, active)| lk::SpeakerInfo {
+                        sid: sid.into(),
+                        level,
+                        active,
+                    })
+                    .collect(),
+            },
+        ))
+    };
+    s.handle_frame(
+        t0,
+        &speakers(vec![("PA_a", 0.4, true), ("PA_b", 0.9, true)]),
+    )
+    .unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![SessionEvent::ActiveSpeakersChanged(vec![
+            sid("PA_b"),
+            sid("PA_a")
+        ])]
+    );
+    s.handle_frame(t0, &speakers(vec![("PA_b", 0.0, false)]))
+        .unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![SessionEvent::ActiveSpeakersChanged(vec![sid("PA_a")])]
+    );
+    s.handle_frame(t0, &speakers(vec![("PA_a", f32::NAN, true)]))
+        .unwrap();
+    assert!(events(&mut s).is_empty(), "same set, no event");
+    let mut a = fake::participant("PA_a", "2", 2);
+    a.state = lk::participant_info::State::Disconnected as i32;
+    s.handle_frame(t0, &update(vec![a])).unwrap();
+    let ev = events(&mut s);
+    assert!(
+        ev.contains(&SessionEvent::ActiveSpeakersChanged(vec![])),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn pings_measure_the_round_trip_and_silence_ends_the_session() {
+    let (mut s, t0) = joined(vec![]);
+    events(&mut s);
+    let t5 = t0 + Duration::from_secs(5);
+    s.handle_timeout(t5 - Duration::from_millis(1));
+    assert_eq!(s.poll_transmit(), None, "not due yet");
+    s.handle_timeout(t5);
+    let ping = s.poll_transmit().expect("a ping");
+    let lk::signal_request::Message::PingReq(p) = fake::request(&ping) else {
+        panic!("expected ping_req");
+    };
+    assert_eq!(p.timestamp, T0_MS + 5000);
+    let pong = fake::frame(lk::signal_response::Message::PongResp(lk::Pong {
+        last_ping_timestamp: p.timestamp,
+        timestamp: 0,
+    }));
+    s.handle_frame(t5 + Duration::from_millis(42), &pong)
+        .unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![SessionEvent::RoundTripMeasured { rtt_ms: 42 }]
+    );
+    assert_eq!(s.rtt_ms(), Some(42));
+
+    // A pong from the future is ignored.
+    let bogus = fake::frame(lk::signal_response::Message::PongResp(lk::Pong {
+        last_ping_timestamp: T0_MS + 999_999,
+        timestamp: 0,
+    }));
+    s.handle_frame(t5 + Duration::from_millis(50), &bogus)
+        .unwrap();
+    assert!(events(&mut s).is_empty());
+
+    // Silence: the next ping goes out, then the timeout fires 15 s after the last frame.
+    let last = t5 + Duration::from_millis(50);
+    assert_eq!(s.poll_timeout(), Some(t5 + Duration::from_secs(5)));
+    s.handle_timeout(t5 + Duration::from_secs(5));
+    assert!(s.poll_transmit().is_some());
+    s.handle_timeout(last + Duration::from_secs(15));
+    assert_eq!(
+        events(&mut s),
+        vec![SessionEvent::Disconnected {
+            reason: DisconnectReason::PingTimeout,
+            action: LeaveAction::Resume
+        }]
+    );
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn no_join_response_in_time_is_a_refused_join() {
+    let t0 = Instant::now();
+    let mut s = Session::new(t0, T0_MS);
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(10)));
+    s.handle_timeout(t0 + Duration::from_secs(10));
+    assert!(matches!(
+        &events(&mut s)[..],
+        [SessionEvent::Disconnected {
+            reason: DisconnectReason::JoinRefused(_),
+            action: LeaveAction::Reconnect
+        }]
+    ));
+}
+
+#[test]
+fn server_leave_requests_carry_reason_and_action() {
+    for (action, expected) in [
+        (
+            lk::leave_request::Action::Disconnect as i32,
+            LeaveAction::Disconnect,
+        ),
+        (
+            lk::leave_request::Action::Resume as i32,
+            LeaveAction::Resume,
+        ),
+        (
+            lk::leave_request::Action::Reconnect as i32,
+            LeaveAction::Reconnect,
+        ),
+        (77, LeaveAction::Disconnect),
+    ] {
+        let (mut s, t0) = joined(vec![]);
+        events(&mut s);
+        let leave = fake::frame(lk::signal_response::Message::Leave(lk::LeaveRequest {
+            reason: lk::DisconnectReason::ParticipantRemoved as i32,
+            action,
+            ..Default::default()
+        }));
+        s.handle_frame(t0, &leave).unwrap();
+        assert_eq!(
+            events(&mut s),
+            vec![SessionEvent::Disconnected {
+                reason: DisconnectReason::Server {
+                    code: lk::DisconnectReason::ParticipantRemoved as i32,
+                    name: "PARTICIPANT_REMOVED".into()
+                },
+                action: expected
+            }]
+        );
+        assert_eq!(s.state(), SessionState::Disconnected);
+        // Whatever comes after is ignored.
+        s.handle_frame(t0, &update(vec![fake::participant("PA_z", "9", 1)]))
+            .unwrap();
+        assert!(events(&mut s).is_empty());
+    }
+}
+
+#[test]
+fn a_leave_instead_of_a_join_is_a_refused_join() {
+    let t0 = Instant::now();
+    let mut s = Session::new(t0, T0_MS);
+    let leave = fake::frame(lk::signal_response::Message::Leave(lk::LeaveRequest {
+        reason: lk::DisconnectReason::StateMismatch as i32,
+        action: lk::leave_request::Action::Reconnect as i32,
+        ..Default::default()
+    }));
+    s.handle_frame(t0, &leave).unwrap();
+    assert!(matches!(
+        &events(&mut s)[..],
+        [SessionEvent::Disconnected { reason: DisconnectReason::JoinRefused(name), .. }] if name == "STATE_MISMATCH"
+    ));
+}
+
+#[test]
+fn leaving_sends_a_client_initiated_leave_once() {
+    let (mut s, _) = joined(vec![]);
+    events(&mut s);
+    s.leave();
+    s.leave();
+    let frame = s.poll_transmit().unwrap();
+    assert_eq!(s.poll_transmit(), None);
+    let lk::signal_request::Message::Leave(l) = fake::request(&frame) else {
+        panic!("expected leave");
+    };
+    assert_eq!(l.reason, lk::DisconnectReason::ClientInitiated as i32);
+    assert_eq!(l.action, lk::leave_request::Action::Disconnect as i32);
+    assert_eq!(
+        events(&mut s),
+        vec![SessionEvent::Disconnected {
+            reason: DisconnectReason::ClientInitiated,
+            action: LeaveAction::Disconnect
+        }]
+    );
+}
+
+#[test]
+fn refresh_tokens_are_kept_and_server_mutes_obeyed() {
+    let (mut s, t0) = joined(vec![]);
+    events(&mut s);
+    let token = fake::frame(lk::signal_response::Message::RefreshToken("new-jwt".into()));
+    s.handle_frame(t0, &token).unwrap();
+    assert_eq!(s.refresh_token(), Some("new-jwt"));
+    let mute = fake::frame(lk::signal_response::Message::Mute(lk::MuteTrackRequest {
+        sid: "TR_mine".into(),
+        muted: true,
+    }));
+    s.handle_frame(t0, &mute).unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![SessionEvent::TrackMuted {
+            participant: sid("PA_me"),
+            track: TrackSid("TR_mine".into())
+        }]
+    );
+    s.set_track_muted(&TrackSid("TR_mine".into()), false);
+    let lk::signal_request::Message::Mute(m) = fake::request(&s.poll_transmit().unwrap()) else {
+        panic!("expected mute");
+    };
+    assert_eq!((m.sid.as_str(), m.muted), ("TR_mine", false));
+    assert_eq!(s.participant(&sid("PA_me")), None, "we are not a remote");
+}

@@ -1,0 +1,176 @@
+//! The session state machine driven by real frames from livekit-server v1.13.5: join, see
+//! another participant arrive and leave, measure the signalling round trip, leave.
+//! (The WebRTC layer comes next; here only the signalling half runs.)
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use estrade_backend::api::SessionId;
+use estrade_backend::{Backend, BackendUrl, Secret};
+use estrade_devserver::{Config, seed};
+use estrade_session::{DisconnectReason, Session, SessionEvent, SessionState};
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// One participant: a socket and its session, stepped by hand.
+struct Peer {
+    ws: Ws,
+    session: Session,
+    events: Vec<SessionEvent>,
+}
+
+impl Peer {
+    async fn join(backend: &Backend, email: &str) -> Self {
+        let user = backend
+            .login(email, &Secret::new(seed::DEMO_PASSWORD))
+            .await
+            .unwrap();
+        let grant = user
+            .join_session(&SessionId(seed::sessions::LIVE.to_string()))
+            .await
+            .unwrap();
+        let mut request = format!("{}/rtc?protocol=17&sdk=rust&auto_subscribe=1", grant.url)
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {}", grant.token).parse().unwrap(),
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("upgrade");
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let mut peer = Self {
+            ws,
+            session: Session::new(Instant::now(), unix_ms),
+            events: Vec::new(),
+        };
+        peer.until("the JoinResponse", |e| {
+            matches!(e, SessionEvent::Joined { .. })
+        })
+        .await;
+        peer
+    }
+
+    /// Runs the I/O loop (frames in, timers, frames out) until an event matches.
+    async fn until(&mut self, what: &str, wanted: impl Fn(&SessionEvent) -> bool) -> SessionEvent {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            while let Some(frame) = self.session.poll_transmit() {
+                self.ws.send(Message::Binary(frame.into())).await.unwrap();
+            }
+            while let Some(e) = self.session.poll_event() {
+                self.events.push(e.clone());
+                if wanted(&e) {
+                    return e;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; saw {:?}",
+                self.events
+            );
+            let wake = self
+                .session
+                .poll_timeout()
+                .unwrap_or(deadline)
+                .min(deadline);
+            tokio::select! {
+                msg = self.ws.next() => match msg {
+                    Some(Ok(Message::Binary(b))) => self.session.handle_frame(Instant::now(), &b).expect("valid frames"),
+                    Some(Ok(_)) => {}
+                    other => panic!("socket ended while waiting for {what}: {other:?}"),
+                },
+                _ = tokio::time::sleep_until(wake.into()) => self.session.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    async fn leave(mut self) {
+        self.session.leave();
+        while let Some(frame) = self.session.poll_transmit() {
+            self.ws.send(Message::Binary(frame.into())).await.unwrap();
+        }
+        let _ = self.ws.close(None).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs livekit-server: scripts/test.sh starts it"]
+async fn the_session_follows_a_real_room() {
+    let devserver = estrade_devserver::spawn(Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        livekit_url: std::env::var("ESTRADE_LIVEKIT_URL")
+            .unwrap_or_else(|_| "ws://127.0.0.1:7880".into()),
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let backend = Backend::new(BackendUrl::parse(&devserver.url()).unwrap()).unwrap();
+
+    let mut trainer = Peer::join(&backend, seed::DEMO_TRAINER_EMAIL).await;
+    assert_eq!(trainer.session.state(), SessionState::Connected);
+    assert_eq!(trainer.session.room().name, "estrade-course-1-session-1");
+    let me = trainer.session.local().unwrap().clone();
+    assert!(
+        me.permissions
+            .may_publish(estrade_session::TrackSource::ScreenShare)
+    );
+
+    // The server answers our pings: a real round trip, on loopback well under 100 ms.
+    match trainer
+        .until("a round trip", |e| {
+            matches!(e, SessionEvent::RoundTripMeasured { .. })
+        })
+        .await
+    {
+        SessionEvent::RoundTripMeasured { rtt_ms } => assert!(rtt_ms < 1000, "{rtt_ms} ms"),
+        _ => unreachable!(),
+    }
+    assert!(
+        trainer.session.refresh_token().is_some(),
+        "the server sends a refresh token after join"
+    );
+
+    // A student joins: the trainer's session sees her arrive, with her identity and role.
+    let student = Peer::join(&backend, "lea.dubois@estrade.example").await;
+    let lea_id = student.session.local().unwrap().identity.clone();
+    let joined = trainer
+        .until(
+            "the student",
+            |e| matches!(e, SessionEvent::ParticipantJoined(p) if p.identity == lea_id),
+        )
+        .await;
+    let SessionEvent::ParticipantJoined(lea) = joined else {
+        unreachable!()
+    };
+    assert_eq!(lea.name, "Léa Dubois");
+    assert_eq!(
+        lea.attributes.get("estrade.role").map(String::as_str),
+        Some("student")
+    );
+
+    // She leaves: the trainer sees it.
+    student.leave().await;
+    trainer
+        .until("the student leaving", |e| matches!(e, SessionEvent::ParticipantLeft { identity, .. } if *identity == lea.identity))
+        .await;
+
+    trainer.session.leave();
+    assert!(matches!(
+        trainer.session.poll_event(),
+        Some(SessionEvent::Disconnected {
+            reason: DisconnectReason::ClientInitiated,
+            ..
+        })
+    ));
+    trainer.leave().await;
+    devserver.shutdown().await;
+}
