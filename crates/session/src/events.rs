@@ -1,3 +1,4 @@
+use crate::chat::ChatMessage;
 use crate::ids::{ParticipantIdentity, ParticipantSid, TrackSid};
 use crate::model::{ConnectionQuality, Participant, Room, TrackPublication};
 
@@ -41,6 +42,8 @@ pub enum SessionEvent {
         quality: ConnectionQuality,
     },
     RoomUpdated(Room),
+    /// A chat message, complete (text streams are reassembled first).
+    ChatReceived(ChatMessage),
     /// A signalling round trip was measured.
     RoundTripMeasured {
         rtt_ms: u32,

@@ -10,21 +10,29 @@
 //!    [`Session::poll_event`] (what happened, past tense).
 //! 4. Sleep until [`Session::poll_timeout`], then call [`Session::handle_timeout`]: it sends
 //!    pings and notices a dead signal connection.
-//! 5. To leave, call [`Session::leave`] and send what it queues before closing the socket.
+//! 5. Data channel messages go through [`Session::handle_data`] (in) and
+//!    [`Session::poll_data_transmit`] (out, for `_reliable`); chat is sent with
+//!    [`Session::send_chat`] and arrives as [`SessionEvent::ChatReceived`].
+//! 6. To leave, call [`Session::leave`] and send what it queues before closing the socket.
 //!
 //! [`Instant`]: std::time::Instant
 
+mod chat;
 mod events;
 mod ids;
 mod model;
 mod session;
 mod wire;
 
+pub use chat::{
+    CHAT_TOPIC, ChatError, ChatMessage, ChatReceiveError, LEGACY_CHAT_TOPIC, MAX_CHAT_BYTES,
+};
 pub use events::{DisconnectReason, LeaveAction, SessionEvent};
 pub use ids::{ParticipantIdentity, ParticipantSid, TrackSid};
 pub use model::{
     ConnectionQuality, Participant, ParticipantKind, ParticipantState, Permissions, Room,
     TrackKind, TrackPublication, TrackSource,
 };
+pub use session::DataReceiveError;
 pub use session::{Session, SessionState};
-pub use wire::FrameError;
+pub use wire::{DataError, FrameError};

@@ -1,12 +1,22 @@
 //! The session state machine: frames and time in, frames to send and events out.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use crate::chat::{self, ChatAssembler, ChatError, ChatReceiveError};
 use crate::events::{DisconnectReason, LeaveAction, SessionEvent};
-use crate::ids::{ParticipantSid, TrackSid};
+use crate::ids::{ParticipantIdentity, ParticipantSid, TrackSid};
 use crate::model::{Change, Participant, Room, Roster};
-use crate::wire::{self, FrameError, Inbound, Outbound};
+use crate::wire::{self, DataError, FrameError, Inbound, Outbound, data};
+
+/// A data packet that could not be used; the session is unaffected.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DataReceiveError {
+    #[error(transparent)]
+    Malformed(#[from] DataError),
+    #[error(transparent)]
+    Chat(#[from] ChatReceiveError),
+}
 
 /// The server must answer the upgrade with a JoinResponse within this (the SDKs use 5–10 s).
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,6 +49,13 @@ pub struct Session {
     last_received: Instant,
     rtt_ms: Option<u32>,
     transmits: VecDeque<Vec<u8>>,
+    /// Reliable data packets to send on the publisher's `_reliable` channel.
+    data_transmits: VecDeque<Vec<u8>>,
+    /// Our reliable sequence: 1, 2, 3… for the whole session (continues across resumes).
+    data_sequence: u32,
+    /// The last reliable sequence seen per sender, to drop duplicates.
+    data_seen: HashMap<ParticipantIdentity, u32>,
+    chat: ChatAssembler,
     events: VecDeque<SessionEvent>,
 }
 
@@ -60,6 +77,10 @@ impl Session {
             last_received: now,
             rtt_ms: None,
             transmits: VecDeque::new(),
+            data_transmits: VecDeque::new(),
+            data_sequence: 0,
+            data_seen: HashMap::new(),
+            chat: ChatAssembler::default(),
             events: VecDeque::new(),
         }
     }
@@ -212,6 +233,8 @@ impl Session {
                 Change::Updated(p) => SessionEvent::ParticipantUpdated(p),
                 Change::Left(sid, identity) => {
                     self.drop_speaker(&sid);
+                    self.chat.forget(&identity);
+                    self.data_seen.remove(&identity);
                     SessionEvent::ParticipantLeft { sid, identity }
                 }
                 Change::TrackPublished(participant, track) => {
@@ -323,6 +346,42 @@ impl Session {
         {
             t.muted = muted;
         }
+    }
+
+    /// Queues a chat message (text stream on `lk.chat` plus the legacy packet) for the
+    /// `_reliable` channel. `stream_id` must be unique (a UUID): it is the message id.
+    pub fn send_chat(
+        &mut self,
+        now: Instant,
+        stream_id: &str,
+        text: &str,
+    ) -> Result<(), ChatError> {
+        for payload in chat::outgoing(text, stream_id, self.unix_ms(now))? {
+            self.data_sequence = self.data_sequence.wrapping_add(1).max(1);
+            self.data_transmits
+                .push_back(data::encode(self.data_sequence, payload));
+        }
+        Ok(())
+    }
+
+    /// One message from a data channel.
+    pub fn handle_data(&mut self, _now: Instant, packet: &[u8]) -> Result<(), DataReceiveError> {
+        let packet = data::decode(packet)?;
+        if packet.sequence != 0 {
+            let last = self.data_seen.entry(packet.from.clone()).or_default();
+            if packet.sequence <= *last {
+                return Ok(()); // a duplicate after a resume
+            }
+            *last = packet.sequence;
+        }
+        if let Some(message) = self.chat.handle(packet)? {
+            self.events.push_back(SessionEvent::ChatReceived(message));
+        }
+        Ok(())
+    }
+
+    pub fn poll_data_transmit(&mut self) -> Option<Vec<u8>> {
+        self.data_transmits.pop_front()
     }
 
     /// Leaves the room: queues the LeaveRequest; send it, then close the socket.

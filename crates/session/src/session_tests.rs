@@ -441,3 +441,41 @@ fn refresh_tokens_are_kept_and_server_mutes_obeyed() {
     assert_eq!((m.sid.as_str(), m.muted), ("TR_mine", false));
     assert_eq!(s.participant(&sid("PA_me")), None, "we are not a remote");
 }
+
+#[test]
+fn chat_goes_out_numbered_and_comes_back_as_one_event() {
+    let (mut alice, t0) = joined(vec![]);
+    let (mut bob, _) = joined(vec![]);
+    events(&mut bob);
+    assert_eq!(alice.send_chat(t0, "s1", ""), Err(crate::ChatError::Empty));
+    alice
+        .send_chat(t0, "s1", "Question : la diapo 3 ?")
+        .unwrap();
+    alice.send_chat(t0, "s2", "merci").unwrap();
+    let packets: Vec<Vec<u8>> = std::iter::from_fn(|| alice.poll_data_transmit()).collect();
+    assert_eq!(packets.len(), 8, "header, chunk, trailer, legacy, twice");
+    for p in &packets {
+        bob.handle_data(t0, &crate::wire::data::forwarded("alice", p))
+            .unwrap();
+    }
+    // The same packets again (a resend after a resume) are dropped by sequence.
+    for p in &packets {
+        bob.handle_data(t0, &crate::wire::data::forwarded("alice", p))
+            .unwrap();
+    }
+    let texts: Vec<String> = events(&mut bob)
+        .into_iter()
+        .map(|e| match e {
+            SessionEvent::ChatReceived(m) => {
+                assert_eq!(m.from.as_str(), "alice");
+                m.text
+            }
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(texts, vec!["Question : la diapo 3 ?", "merci"]);
+    assert!(matches!(
+        bob.handle_data(t0, b"\xff\x01"),
+        Err(DataReceiveError::Malformed(_))
+    ));
+}

@@ -8,6 +8,9 @@ use livekit_protocol as lk;
 use lk::{signal_request, signal_response};
 use prost::Message as _;
 
+pub(crate) mod data;
+pub use data::DataError;
+
 use crate::events::LeaveAction;
 use crate::ids::{ParticipantIdentity, ParticipantSid, TrackSid};
 use crate::model::{
