@@ -140,7 +140,23 @@ async fn the_session_follows_a_real_room() {
     );
 
     // A student joins: the trainer's session sees her arrive, with her identity and role.
-    let student = Peer::join(&backend, "lea.dubois@estrade.example").await;
+    let mut student = Peer::join(&backend, "lea.dubois@estrade.example").await;
+    let camera = estrade_session::TrackRequest {
+        cid: "cam".into(),
+        name: "camera".into(),
+        kind: estrade_session::TrackKind::Video,
+        source: estrade_session::TrackSource::Camera,
+        width: 1280,
+        height: 720,
+        muted: false,
+    };
+    assert_eq!(
+        student.session.publish_track(camera),
+        Err(estrade_session::PublishError::NotAllowed(
+            estrade_session::TrackSource::Camera
+        )),
+        "a student's token has no camera"
+    );
     let lea_id = student.session.local().unwrap().identity.clone();
     let joined = trainer
         .until(

@@ -42,6 +42,16 @@ pub enum SessionEvent {
         quality: ConnectionQuality,
     },
     RoomUpdated(Room),
+    /// Our AddTrackRequest `cid` is now a publication with a server sid.
+    LocalTrackPublished {
+        cid: String,
+        track: TrackPublication,
+    },
+    /// The server refused to publish `cid` (not allowed, unsupported…).
+    LocalTrackPublishFailed {
+        cid: String,
+        reason: String,
+    },
     /// A chat message, complete (text streams are reassembled first).
     ChatReceived(ChatMessage),
     /// A signalling round trip was measured.

@@ -21,6 +21,7 @@ mod chat;
 mod events;
 mod ids;
 mod model;
+mod negotiation;
 mod session;
 mod wire;
 
@@ -33,6 +34,7 @@ pub use model::{
     ConnectionQuality, Participant, ParticipantKind, ParticipantState, Permissions, Room,
     TrackKind, TrackPublication, TrackSource,
 };
+pub use negotiation::{NegotiationError, RtcCommand, SignalTarget};
 pub use session::DataReceiveError;
-pub use session::{Session, SessionState};
+pub use session::{PublishError, Session, SessionState, TrackRequest};
 pub use wire::{DataError, FrameError};

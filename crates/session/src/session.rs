@@ -7,6 +7,7 @@ use crate::chat::{self, ChatAssembler, ChatError, ChatReceiveError};
 use crate::events::{DisconnectReason, LeaveAction, SessionEvent};
 use crate::ids::{ParticipantIdentity, ParticipantSid, TrackSid};
 use crate::model::{Change, Participant, Room, Roster};
+use crate::negotiation::{Negotiation, RtcCommand};
 use crate::wire::{self, DataError, FrameError, Inbound, Outbound, data};
 
 /// A data packet that could not be used; the session is unaffected.
@@ -56,6 +57,10 @@ pub struct Session {
     /// The last reliable sequence seen per sender, to drop duplicates.
     data_seen: HashMap<ParticipantIdentity, u32>,
     chat: ChatAssembler,
+    negotiation: Negotiation,
+    rtc: VecDeque<RtcCommand>,
+    /// AddTrackRequests waiting for the server, by cid.
+    pending_tracks: HashMap<String, wire::AddTrack>,
     events: VecDeque<SessionEvent>,
 }
 
@@ -81,6 +86,9 @@ impl Session {
             data_sequence: 0,
             data_seen: HashMap::new(),
             chat: ChatAssembler::default(),
+            negotiation: Negotiation::default(),
+            rtc: VecDeque::new(),
+            pending_tracks: HashMap::new(),
             events: VecDeque::new(),
         }
     }
@@ -165,6 +173,47 @@ impl Session {
             }
             Inbound::LegacyPong | Inbound::Ignored(_) => {}
             Inbound::Mute { track, muted } => self.handle_server_mute(track, muted),
+            Inbound::Offer(d) => self.rtc.push_back(RtcCommand::ApplySubscriberOffer {
+                id: d.id,
+                sdp: d.sdp,
+                mid_to_track: d.mid_to_track,
+            }),
+            Inbound::Answer(d) => {
+                let Some(renegotiate) = self.negotiation.answered(d.id) else {
+                    return Err(FrameError::Unexpected("an answer to no outstanding offer"));
+                };
+                self.rtc.push_back(RtcCommand::ApplyPublisherAnswer {
+                    id: d.id,
+                    sdp: d.sdp,
+                    mid_to_track: d.mid_to_track,
+                });
+                if renegotiate {
+                    self.rtc.push_back(RtcCommand::RenegotiatePublisher);
+                }
+            }
+            Inbound::Trickle {
+                target,
+                candidate_init,
+            } => {
+                if let Some(cmd) = self.negotiation.remote_candidate(target, candidate_init) {
+                    self.rtc.push_back(cmd);
+                }
+            }
+            Inbound::TrackPublished { cid, track } => self.handle_track_published(cid, track),
+            Inbound::TrackUnpublished(track) => self.handle_track_unpublished(track),
+            Inbound::RequestRefused {
+                cid,
+                reason,
+                message,
+            } => {
+                if let Some(cid) = cid.filter(|c| self.pending_tracks.remove(c).is_some()) {
+                    self.events
+                        .push_back(SessionEvent::LocalTrackPublishFailed {
+                            cid,
+                            reason: format!("{reason}: {message}"),
+                        });
+                }
+            }
         }
         Ok(())
     }
@@ -412,6 +461,10 @@ impl Session {
         self.unix_ms_at_start + now.saturating_duration_since(self.started).as_millis() as i64
     }
 }
+
+#[path = "session_rtc.rs"]
+mod rtc;
+pub use rtc::{PublishError, TrackRequest};
 
 #[cfg(test)]
 #[path = "session_tests.rs"]

@@ -479,3 +479,211 @@ fn chat_goes_out_numbered_and_comes_back_as_one_event() {
         Err(DataReceiveError::Malformed(_))
     ));
 }
+
+fn drain_rtc(s: &mut Session) -> Vec<crate::RtcCommand> {
+    std::iter::from_fn(|| s.poll_rtc()).collect()
+}
+
+fn mic(cid: &str) -> crate::TrackRequest {
+    crate::TrackRequest {
+        cid: cid.into(),
+        name: "micro".into(),
+        kind: crate::TrackKind::Audio,
+        source: TrackSource::Microphone,
+        width: 0,
+        height: 0,
+        muted: false,
+    }
+}
+
+#[test]
+fn publishing_follows_the_grants_and_the_server_answer() {
+    let (mut s, t0) = joined(vec![]);
+    events(&mut s);
+    let camera = crate::TrackRequest {
+        cid: "cam".into(),
+        kind: crate::TrackKind::Video,
+        source: TrackSource::Camera,
+        width: 1280,
+        height: 720,
+        ..mic("cam")
+    };
+    assert_eq!(
+        s.publish_track(camera),
+        Err(crate::PublishError::NotAllowed(TrackSource::Camera))
+    );
+    assert_eq!(s.poll_transmit(), None, "nothing sent for a refused source");
+
+    s.publish_track(mic("mic-1")).unwrap();
+    assert_eq!(
+        s.publish_track(mic("mic-1")),
+        Err(crate::PublishError::DuplicateCid("mic-1".into()))
+    );
+    let lk::signal_request::Message::AddTrack(add) = fake::request(&s.poll_transmit().unwrap())
+    else {
+        panic!("expected add_track");
+    };
+    assert_eq!(
+        (add.cid.as_str(), add.source),
+        ("mic-1", lk::TrackSource::Microphone as i32)
+    );
+    assert!(add.disable_red);
+
+    let mut info = fake::track("TR_m1", lk::TrackType::Audio, false);
+    info.name = "micro".into();
+    let published = fake::frame(lk::signal_response::Message::TrackPublished(
+        lk::TrackPublishedResponse {
+            cid: "mic-1".into(),
+            track: Some(info),
+        },
+    ));
+    s.handle_frame(t0, &published).unwrap();
+    let ev = events(&mut s);
+    assert!(
+        matches!(&ev[..], [SessionEvent::LocalTrackPublished { cid, track }] if cid == "mic-1" && track.sid.as_str() == "TR_m1")
+    );
+    assert_eq!(s.local().unwrap().tracks.len(), 1);
+
+    // A refusal names the cid; a server-side unpublish removes the publication.
+    s.publish_track(mic("mic-2")).unwrap();
+    let refused = fake::frame(lk::signal_response::Message::RequestResponse(
+        lk::RequestResponse {
+            reason: lk::request_response::Reason::NotAllowed as i32,
+            message: "not allowed".into(),
+            request: Some(lk::request_response::Request::AddTrack(
+                lk::AddTrackRequest {
+                    cid: "mic-2".into(),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        },
+    ));
+    s.handle_frame(t0, &refused).unwrap();
+    assert!(
+        matches!(&events(&mut s)[..], [SessionEvent::LocalTrackPublishFailed { cid, reason }] if cid == "mic-2" && reason.starts_with("NOT_ALLOWED"))
+    );
+    let unpublished = fake::frame(lk::signal_response::Message::TrackUnpublished(
+        lk::TrackUnpublishedResponse {
+            track_sid: "TR_m1".into(),
+        },
+    ));
+    s.handle_frame(t0, &unpublished).unwrap();
+    assert!(
+        matches!(&events(&mut s)[..], [SessionEvent::TrackUnpublished { track, .. }] if track.as_str() == "TR_m1")
+    );
+    assert!(s.local().unwrap().tracks.is_empty());
+}
+
+#[test]
+fn one_publisher_offer_at_a_time_and_renegotiation_after_the_answer() {
+    let (mut s, t0) = joined(vec![]);
+    let id = s.publisher_offer(t0, "v=0 offer-1".into()).unwrap();
+    let lk::signal_request::Message::Offer(o) = fake::request(&s.poll_transmit().unwrap()) else {
+        panic!("expected offer");
+    };
+    assert_eq!(
+        (o.id, o.r#type.as_str(), o.sdp.as_str()),
+        (id, "offer", "v=0 offer-1")
+    );
+    assert_eq!(
+        s.publisher_offer(t0, "v=0 offer-2".into()),
+        Err(crate::NegotiationError::OfferOutstanding)
+    );
+    assert_eq!(s.poll_transmit(), None);
+
+    let stale = fake::frame(lk::signal_response::Message::Answer(
+        lk::SessionDescription {
+            id: id + 7,
+            ..Default::default()
+        },
+    ));
+    assert!(matches!(
+        s.handle_frame(t0, &stale),
+        Err(FrameError::Unexpected(_))
+    ));
+    let answer = fake::frame(lk::signal_response::Message::Answer(
+        lk::SessionDescription {
+            r#type: "answer".into(),
+            sdp: "v=0 answer".into(),
+            id,
+            mid_to_track_id: [("1".to_owned(), "TR_m1".to_owned())].into(),
+        },
+    ));
+    s.handle_frame(t0, &answer).unwrap();
+    let cmds = drain_rtc(&mut s);
+    assert!(
+        matches!(&cmds[0], crate::RtcCommand::ApplyPublisherAnswer { id: i, mid_to_track, .. } if *i == id && mid_to_track["1"].as_str() == "TR_m1")
+    );
+    assert_eq!(cmds[1], crate::RtcCommand::RenegotiatePublisher);
+    assert!(s.publisher_offer(t0, "v=0 offer-2".into()).unwrap() > id);
+}
+
+#[test]
+fn candidates_wait_for_their_remote_description() {
+    let (mut s, t0) = joined(vec![]);
+    let trickle = |target: lk::SignalTarget, c: &str| {
+        fake::frame(lk::signal_response::Message::Trickle(lk::TrickleRequest {
+            candidate_init: c.into(),
+            target: target as i32,
+            r#final: false,
+        }))
+    };
+    s.handle_frame(t0, &trickle(lk::SignalTarget::Subscriber, "sub-1"))
+        .unwrap();
+    s.handle_frame(t0, &trickle(lk::SignalTarget::Publisher, "pub-1"))
+        .unwrap();
+    let offer = fake::frame(lk::signal_response::Message::Offer(
+        lk::SessionDescription {
+            r#type: "offer".into(),
+            sdp: "v=0 server".into(),
+            id: 3,
+            ..Default::default()
+        },
+    ));
+    s.handle_frame(t0, &offer).unwrap();
+    let cmds = drain_rtc(&mut s);
+    assert!(
+        matches!(
+            &cmds[..],
+            [crate::RtcCommand::ApplySubscriberOffer { id: 3, .. }]
+        ),
+        "{cmds:?}"
+    );
+
+    s.remote_description_applied(crate::SignalTarget::Subscriber);
+    assert_eq!(
+        drain_rtc(&mut s),
+        vec![crate::RtcCommand::AddRemoteCandidate {
+            target: crate::SignalTarget::Subscriber,
+            candidate_init: "sub-1".into()
+        }]
+    );
+    s.handle_frame(t0, &trickle(lk::SignalTarget::Subscriber, "sub-2"))
+        .unwrap();
+    assert_eq!(drain_rtc(&mut s).len(), 1, "after the description, at once");
+
+    s.subscriber_answer(3, "v=0 answer".into());
+    let lk::signal_request::Message::Answer(a) = fake::request(&s.poll_transmit().unwrap()) else {
+        panic!("expected answer");
+    };
+    assert_eq!(a.id, 3, "the answer echoes the offer id");
+    s.local_candidate(
+        crate::SignalTarget::Publisher,
+        "{\"candidate\":\"c\"}".into(),
+    );
+    let lk::signal_request::Message::Trickle(t) = fake::request(&s.poll_transmit().unwrap()) else {
+        panic!("expected trickle");
+    };
+    assert_eq!(t.target, lk::SignalTarget::Publisher as i32);
+
+    // The publisher's candidate is still held until its own description is applied.
+    s.remote_description_applied(crate::SignalTarget::Publisher);
+    assert_eq!(
+        drain_rtc(&mut s),
+        vec![crate::RtcCommand::AddRemoteCandidate {
+            target: crate::SignalTarget::Publisher,
+            candidate_init: "pub-1".into()
+        }]
+    );
+}

@@ -17,6 +17,7 @@ use crate::model::{
     ConnectionQuality, Participant, ParticipantKind, ParticipantState, Permissions, Room,
     TrackKind, TrackPublication, TrackSource,
 };
+use crate::negotiation::SignalTarget;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FrameError {
@@ -58,8 +59,34 @@ pub(crate) enum Inbound {
         track: TrackSid,
         muted: bool,
     },
-    /// Known, valid, not used by this version (negotiation comes with the WebRTC layer).
+    Offer(Description),
+    Answer(Description),
+    Trickle {
+        target: SignalTarget,
+        candidate_init: String,
+    },
+    /// Our AddTrackRequest `cid` became this publication.
+    TrackPublished {
+        cid: String,
+        track: TrackPublication,
+    },
+    /// The server unpublished one of our tracks (permission revoked).
+    TrackUnpublished(TrackSid),
+    /// A request of ours was refused; `cid` when it was an AddTrackRequest.
+    RequestRefused {
+        cid: Option<String>,
+        reason: String,
+        message: String,
+    },
+    /// Known, valid, not used by this version.
     Ignored(&'static str),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Description {
+    pub id: u32,
+    pub sdp: String,
+    pub mid_to_track: BTreeMap<String, TrackSid>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -134,11 +161,36 @@ pub(crate) fn decode(frame: &[u8]) -> Result<Inbound, FrameError> {
             track: TrackSid(m.sid),
             muted: m.muted,
         },
-        M::Answer(_) => Inbound::Ignored("answer"),
-        M::Offer(_) => Inbound::Ignored("offer"),
-        M::Trickle(_) => Inbound::Ignored("trickle"),
-        M::TrackPublished(_) => Inbound::Ignored("track_published"),
-        M::TrackUnpublished(_) => Inbound::Ignored("track_unpublished"),
+        M::Answer(d) => Inbound::Answer(description(d)),
+        M::Offer(d) => Inbound::Offer(description(d)),
+        M::Trickle(t) => Inbound::Trickle {
+            target: if t.target == lk::SignalTarget::Subscriber as i32 {
+                SignalTarget::Subscriber
+            } else {
+                SignalTarget::Publisher
+            },
+            candidate_init: t.candidate_init,
+        },
+        M::TrackPublished(p) => Inbound::TrackPublished {
+            track: p.track.and_then(track).ok_or(FrameError::MissingField {
+                message: "TrackPublishedResponse",
+                field: "track",
+            })?,
+            cid: p.cid,
+        },
+        M::TrackUnpublished(u) => Inbound::TrackUnpublished(TrackSid(u.track_sid)),
+        M::RequestResponse(r) if r.reason != lk::request_response::Reason::Ok as i32 => {
+            Inbound::RequestRefused {
+                cid: match r.request {
+                    Some(lk::request_response::Request::AddTrack(a)) => Some(a.cid),
+                    _ => None,
+                },
+                reason: lk::request_response::Reason::try_from(r.reason)
+                    .map(|r| r.as_str_name().to_owned())
+                    .unwrap_or_else(|_| format!("UNKNOWN({})", r.reason)),
+                message: r.message,
+            }
+        }
         M::StreamStateUpdate(_) => Inbound::Ignored("stream_state_update"),
         M::SubscribedQualityUpdate(_) => Inbound::Ignored("subscribed_quality_update"),
         M::SubscriptionPermissionUpdate(_) => Inbound::Ignored("subscription_permission_update"),
@@ -172,6 +224,18 @@ fn join_info(j: lk::JoinResponse) -> Result<JoinInfo, FrameError> {
             .unwrap_or_default(),
         protocol: j.server_info.map(|s| s.protocol).unwrap_or_default(),
     })
+}
+
+fn description(d: lk::SessionDescription) -> Description {
+    Description {
+        id: d.id,
+        sdp: d.sdp,
+        mid_to_track: d
+            .mid_to_track_id
+            .into_iter()
+            .map(|(mid, track)| (mid, TrackSid(track)))
+            .collect(),
+    }
 }
 
 fn room(r: lk::Room) -> Room {
@@ -261,9 +325,39 @@ fn track(t: lk::TrackInfo) -> Option<TrackPublication> {
 /// Requests the session sends.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Outbound {
-    Ping { now_ms: i64, rtt_ms: i64 },
+    Ping {
+        now_ms: i64,
+        rtt_ms: i64,
+    },
     Leave,
-    Mute { track: TrackSid, muted: bool },
+    Mute {
+        track: TrackSid,
+        muted: bool,
+    },
+    Offer {
+        id: u32,
+        sdp: String,
+    },
+    Answer {
+        id: u32,
+        sdp: String,
+    },
+    Trickle {
+        target: SignalTarget,
+        candidate_init: String,
+    },
+    AddTrack(AddTrack),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AddTrack {
+    pub cid: String,
+    pub name: String,
+    pub kind: TrackKind,
+    pub source: TrackSource,
+    pub width: u32,
+    pub height: u32,
+    pub muted: bool,
 }
 
 pub(crate) fn encode(out: Outbound) -> Vec<u8> {
@@ -281,6 +375,50 @@ pub(crate) fn encode(out: Outbound) -> Vec<u8> {
         Outbound::Mute { track, muted } => M::Mute(lk::MuteTrackRequest {
             sid: track.0,
             muted,
+        }),
+        Outbound::Offer { id, sdp } => M::Offer(lk::SessionDescription {
+            r#type: "offer".into(),
+            sdp,
+            id,
+            ..Default::default()
+        }),
+        Outbound::Answer { id, sdp } => M::Answer(lk::SessionDescription {
+            r#type: "answer".into(),
+            sdp,
+            id,
+            ..Default::default()
+        }),
+        Outbound::Trickle {
+            target,
+            candidate_init,
+        } => M::Trickle(lk::TrickleRequest {
+            candidate_init,
+            target: match target {
+                SignalTarget::Publisher => lk::SignalTarget::Publisher as i32,
+                SignalTarget::Subscriber => lk::SignalTarget::Subscriber as i32,
+            },
+            r#final: false,
+        }),
+        Outbound::AddTrack(t) => M::AddTrack(lk::AddTrackRequest {
+            r#type: match t.kind {
+                TrackKind::Audio => lk::TrackType::Audio as i32,
+                TrackKind::Video => lk::TrackType::Video as i32,
+            },
+            source: match t.source {
+                TrackSource::Camera => lk::TrackSource::Camera as i32,
+                TrackSource::Microphone => lk::TrackSource::Microphone as i32,
+                TrackSource::ScreenShare => lk::TrackSource::ScreenShare as i32,
+                TrackSource::ScreenShareAudio => lk::TrackSource::ScreenShareAudio as i32,
+                TrackSource::Unknown => lk::TrackSource::Unknown as i32,
+            },
+            cid: t.cid,
+            name: t.name,
+            width: t.width,
+            height: t.height,
+            muted: t.muted,
+            // webrtc-rs has no RED encoder.
+            disable_red: t.kind == TrackKind::Audio,
+            ..Default::default()
         }),
     };
     lk::SignalRequest {

@@ -1,0 +1,127 @@
+//! The session's side of publishing and of SDP/ICE exchange with the WebRTC layer.
+
+use std::time::Instant;
+
+use super::{Session, SessionState};
+use crate::events::SessionEvent;
+use crate::ids::TrackSid;
+use crate::model::{TrackKind, TrackPublication, TrackSource};
+use crate::negotiation::{NegotiationError, RtcCommand, SignalTarget};
+use crate::wire::{self, Outbound};
+
+/// A track we want to publish. `cid` must equal the track id in the SDP `a=msid` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackRequest {
+    pub cid: String,
+    pub name: String,
+    pub kind: TrackKind,
+    pub source: TrackSource,
+    pub width: u32,
+    pub height: u32,
+    pub muted: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PublishError {
+    #[error("not connected to the room")]
+    NotConnected,
+    /// The token's grants forbid this source (a student's camera, for instance).
+    #[error("this role may not publish {0:?}")]
+    NotAllowed(TrackSource),
+    #[error("a track with cid {0} is already being published")]
+    DuplicateCid(String),
+}
+
+impl Session {
+    /// Asks the server to accept a new track; it answers with
+    /// [`SessionEvent::LocalTrackPublished`] or [`SessionEvent::LocalTrackPublishFailed`].
+    /// Add the track to the publisher PC and offer (see [`Session::publisher_offer`]).
+    pub fn publish_track(&mut self, request: TrackRequest) -> Result<(), PublishError> {
+        let local = match (&self.state, &self.local) {
+            (SessionState::Connected, Some(local)) => local,
+            _ => return Err(PublishError::NotConnected),
+        };
+        if !local.permissions.may_publish(request.source) {
+            return Err(PublishError::NotAllowed(request.source));
+        }
+        if self.pending_tracks.contains_key(&request.cid) {
+            return Err(PublishError::DuplicateCid(request.cid));
+        }
+        let add = wire::AddTrack {
+            cid: request.cid,
+            name: request.name,
+            kind: request.kind,
+            source: request.source,
+            width: request.width,
+            height: request.height,
+            muted: request.muted,
+        };
+        self.transmits
+            .push_back(wire::encode(Outbound::AddTrack(add.clone())));
+        self.pending_tracks.insert(add.cid.clone(), add);
+        Ok(())
+    }
+
+    pub(super) fn handle_track_published(&mut self, cid: String, track: TrackPublication) {
+        if self.pending_tracks.remove(&cid).is_none() {
+            return; // an echo of a request we no longer wait for
+        }
+        if let Some(local) = &mut self.local {
+            local.tracks.retain(|t| t.sid != track.sid);
+            local.tracks.push(track.clone());
+        }
+        self.events
+            .push_back(SessionEvent::LocalTrackPublished { cid, track });
+    }
+
+    pub(super) fn handle_track_unpublished(&mut self, track: TrackSid) {
+        let Some(local) = &mut self.local else { return };
+        let before = local.tracks.len();
+        local.tracks.retain(|t| t.sid != track);
+        if local.tracks.len() != before {
+            let participant = local.sid.clone();
+            self.events
+                .push_back(SessionEvent::TrackUnpublished { participant, track });
+        }
+    }
+
+    /// Sends a publisher offer created by the WebRTC layer. Only one may be outstanding;
+    /// a second is refused and [`RtcCommand::RenegotiatePublisher`] follows the answer.
+    pub fn publisher_offer(&mut self, _now: Instant, sdp: String) -> Result<u32, NegotiationError> {
+        if self.state != SessionState::Connected {
+            return Err(NegotiationError::NotConnected);
+        }
+        let id = self.negotiation.offer()?;
+        self.transmits
+            .push_back(wire::encode(Outbound::Offer { id, sdp }));
+        Ok(id)
+    }
+
+    /// The answer to the server's subscriber offer `id`.
+    pub fn subscriber_answer(&mut self, id: u32, sdp: String) {
+        if self.state == SessionState::Connected {
+            self.transmits
+                .push_back(wire::encode(Outbound::Answer { id, sdp }));
+        }
+    }
+
+    /// The WebRTC layer set a remote description on `target`: queued candidates follow.
+    pub fn remote_description_applied(&mut self, target: SignalTarget) {
+        let ready = self.negotiation.remote_applied(target);
+        self.rtc.extend(ready);
+    }
+
+    /// A local ICE candidate (`RTCIceCandidateInit` JSON) gathered by `target`'s PC.
+    pub fn local_candidate(&mut self, target: SignalTarget, candidate_init: String) {
+        if self.state == SessionState::Connected {
+            self.transmits.push_back(wire::encode(Outbound::Trickle {
+                target,
+                candidate_init,
+            }));
+        }
+    }
+
+    pub fn poll_rtc(&mut self) -> Option<RtcCommand> {
+        self.rtc.pop_front()
+    }
+}
