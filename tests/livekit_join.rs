@@ -4,56 +4,27 @@
 //!
 //! Needs livekit-server on `ESTRADE_LIVEKIT_URL` (scripts/livekit.sh starts it).
 
-use estrade_backend::api::{JoinResponse as Grant, SessionId};
-use estrade_backend::{Backend, BackendUrl, Secret};
+mod common;
+
+use common::{Ws, devserver, join_grant, open_signal};
+use estrade_backend::api::JoinResponse as Grant;
 use estrade_devserver::{Config, seed};
 use futures_util::{SinkExt as _, StreamExt as _};
 use livekit_protocol::{self as lk, signal_request, signal_response};
 use prost::Message as _;
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-fn livekit_url() -> String {
-    std::env::var("ESTRADE_LIVEKIT_URL").unwrap_or_else(|_| "ws://127.0.0.1:7880".into())
-}
-
-/// Signs `email` in through the backend client and joins the live demo session.
-async fn join_grant(backend: &Backend, email: &str) -> Grant {
-    let user = backend
-        .login(email, &Secret::new(seed::DEMO_PASSWORD))
-        .await
-        .expect("sign-in");
-    user.join_session(&SessionId(seed::sessions::LIVE.to_string()))
-        .await
-        .expect("join grant")
-}
 
 /// Opens the signalling WebSocket (token in the Authorization header, never in the URL)
 /// and returns it with the first server message, which must be a JoinResponse.
 async fn connect(grant: &Grant) -> (Ws, lk::JoinResponse) {
-    let url = format!(
-        "{}/rtc?protocol=17&sdk=rust&auto_subscribe=1&adaptive_stream=0",
-        grant.url
-    );
-    let mut request = url.into_client_request().unwrap();
-    request.headers_mut().insert(
-        "Authorization",
-        format!("Bearer {}", grant.token).parse().unwrap(),
-    );
-    let (mut ws, response) = tokio_tungstenite::connect_async(request)
-        .await
-        .unwrap_or_else(|e| match e {
-            tungstenite::Error::Http(r) => panic!(
-                "livekit-server refused the upgrade: {} {}",
-                r.status(),
-                String::from_utf8_lossy(r.body().as_deref().unwrap_or_default())
-            ),
-            e => panic!("cannot reach livekit-server at {}: {e}", grant.url),
-        });
+    let (mut ws, response) = open_signal(grant).await.unwrap_or_else(|e| match e {
+        tungstenite::Error::Http(r) => panic!(
+            "livekit-server refused the upgrade: {} {}",
+            r.status(),
+            String::from_utf8_lossy(r.body().as_deref().unwrap_or_default())
+        ),
+        e => panic!("cannot reach livekit-server at {}: {e}", grant.url),
+    });
     assert_eq!(response.status(), 101);
     let first = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
         .await
@@ -100,14 +71,7 @@ fn sources(p: &lk::ParticipantInfo) -> Vec<lk::TrackSource> {
 #[tokio::test]
 #[ignore = "needs livekit-server: scripts/test.sh starts it"]
 async fn livekit_accepts_devserver_tokens_with_the_role_permissions() {
-    let devserver = estrade_devserver::spawn(Config {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        livekit_url: livekit_url(),
-        ..Config::default()
-    })
-    .await
-    .unwrap();
-    let backend = Backend::new(BackendUrl::parse(&devserver.url()).unwrap()).unwrap();
+    let (devserver, backend) = devserver(Config::default()).await;
 
     // The lead trainer.
     let trainer = join_grant(&backend, seed::DEMO_TRAINER_EMAIL).await;
@@ -174,23 +138,13 @@ async fn livekit_accepts_devserver_tokens_with_the_role_permissions() {
 #[tokio::test]
 #[ignore = "needs livekit-server: scripts/test.sh starts it"]
 async fn livekit_refuses_a_token_signed_with_another_secret() {
-    let devserver = estrade_devserver::spawn(Config {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        livekit_url: livekit_url(),
+    let (devserver, backend) = devserver(Config {
         livekit_api_secret: "not-the-server-secret".into(),
         ..Config::default()
     })
-    .await
-    .unwrap();
-    let backend = Backend::new(BackendUrl::parse(&devserver.url()).unwrap()).unwrap();
+    .await;
     let grant = join_grant(&backend, seed::DEMO_TRAINER_EMAIL).await;
-    let url = format!("{}/rtc?protocol=17&sdk=rust", grant.url);
-    let mut request = url.into_client_request().unwrap();
-    request.headers_mut().insert(
-        "Authorization",
-        format!("Bearer {}", grant.token).parse().unwrap(),
-    );
-    match tokio_tungstenite::connect_async(request).await {
+    match open_signal(&grant).await {
         Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
         other => panic!(
             "expected a 401 upgrade refusal, got {:?}",

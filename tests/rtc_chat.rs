@@ -2,21 +2,18 @@
 //! (webrtc-rs behind crates/rtc): both PeerConnections connect over loopback ICE, and chat
 //! goes both ways over the `_reliable` data channels as `lk.chat` text streams.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
-use estrade_backend::api::SessionId;
-use estrade_backend::{Backend, BackendUrl, Secret};
+use std::time::{Duration, Instant};
+
+use common::{Ws, devserver, join_grant, open_signal, unix_ms_now};
+use estrade_backend::Backend;
 use estrade_devserver::{Config, seed};
 use estrade_rtc::{ConnectionState, PeerConnections, RtcConfig, RtcEvent, Target};
 use estrade_session::{RtcCommand, Session, SessionEvent, SignalTarget};
 use futures_util::{SinkExt as _, StreamExt as _};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 fn target(t: SignalTarget) -> Target {
     match t {
@@ -37,27 +34,8 @@ struct Client {
 
 impl Client {
     async fn join(backend: &Backend, email: &str) -> Self {
-        let user = backend
-            .login(email, &Secret::new(seed::DEMO_PASSWORD))
-            .await
-            .unwrap();
-        let grant = user
-            .join_session(&SessionId(seed::sessions::LIVE.to_string()))
-            .await
-            .unwrap();
-        let mut request = format!(
-            "{}/rtc?protocol=17&sdk=rust&auto_subscribe=1&adaptive_stream=0",
-            grant.url
-        )
-        .into_client_request()
-        .unwrap();
-        request.headers_mut().insert(
-            "Authorization",
-            format!("Bearer {}", grant.token).parse().unwrap(),
-        );
-        let (ws, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("upgrade");
+        let grant = join_grant(backend, email).await;
+        let (ws, _) = open_signal(&grant).await.expect("upgrade");
         let (tx, rtc_events) = mpsc::channel(256);
         // The server is on loopback: host candidates only, no public STUN.
         let pcs = PeerConnections::new(
@@ -69,10 +47,7 @@ impl Client {
         )
         .await
         .unwrap();
-        let unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64;
+        let unix_ms = unix_ms_now();
         let mut client = Self {
             ws,
             session: Session::new(Instant::now(), unix_ms),
@@ -195,15 +170,7 @@ fn chat_text(e: Option<&SessionEvent>) -> Option<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs livekit-server: scripts/test.sh starts it"]
 async fn two_clients_connect_webrtc_and_chat_both_ways() {
-    let devserver = estrade_devserver::spawn(Config {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        livekit_url: std::env::var("ESTRADE_LIVEKIT_URL")
-            .unwrap_or_else(|_| "ws://127.0.0.1:7880".into()),
-        ..Config::default()
-    })
-    .await
-    .unwrap();
-    let backend = Backend::new(BackendUrl::parse(&devserver.url()).unwrap()).unwrap();
+    let (devserver, backend) = devserver(Config::default()).await;
     let mut trainer = Client::join(&backend, seed::DEMO_TRAINER_EMAIL).await;
     let mut student = Client::join(&backend, "lea.dubois@estrade.example").await;
 

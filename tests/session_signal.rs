@@ -1,20 +1,17 @@
 //! The session state machine driven by real frames from livekit-server v1.13.5: join, see
 //! another participant arrive and leave, measure the signalling round trip, leave.
-//! (The WebRTC layer comes next; here only the signalling half runs.)
+//! (Signalling only; tests/rtc_chat.rs adds WebRTC.)
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
-use estrade_backend::api::SessionId;
-use estrade_backend::{Backend, BackendUrl, Secret};
+use std::time::{Duration, Instant};
+
+use common::{Ws, devserver, join_grant, open_signal, unix_ms_now};
+use estrade_backend::Backend;
 use estrade_devserver::{Config, seed};
 use estrade_session::{DisconnectReason, Session, SessionEvent, SessionState};
 use futures_util::{SinkExt as _, StreamExt as _};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// One participant: a socket and its session, stepped by hand.
 struct Peer {
@@ -25,28 +22,9 @@ struct Peer {
 
 impl Peer {
     async fn join(backend: &Backend, email: &str) -> Self {
-        let user = backend
-            .login(email, &Secret::new(seed::DEMO_PASSWORD))
-            .await
-            .unwrap();
-        let grant = user
-            .join_session(&SessionId(seed::sessions::LIVE.to_string()))
-            .await
-            .unwrap();
-        let mut request = format!("{}/rtc?protocol=17&sdk=rust&auto_subscribe=1", grant.url)
-            .into_client_request()
-            .unwrap();
-        request.headers_mut().insert(
-            "Authorization",
-            format!("Bearer {}", grant.token).parse().unwrap(),
-        );
-        let (ws, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("upgrade");
-        let unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64;
+        let grant = join_grant(backend, email).await;
+        let (ws, _) = open_signal(&grant).await.expect("upgrade");
+        let unix_ms = unix_ms_now();
         let mut peer = Self {
             ws,
             session: Session::new(Instant::now(), unix_ms),
@@ -105,15 +83,7 @@ impl Peer {
 #[tokio::test]
 #[ignore = "needs livekit-server: scripts/test.sh starts it"]
 async fn the_session_follows_a_real_room() {
-    let devserver = estrade_devserver::spawn(Config {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        livekit_url: std::env::var("ESTRADE_LIVEKIT_URL")
-            .unwrap_or_else(|_| "ws://127.0.0.1:7880".into()),
-        ..Config::default()
-    })
-    .await
-    .unwrap();
-    let backend = Backend::new(BackendUrl::parse(&devserver.url()).unwrap()).unwrap();
+    let (devserver, backend) = devserver(Config::default()).await;
 
     let mut trainer = Peer::join(&backend, seed::DEMO_TRAINER_EMAIL).await;
     assert_eq!(trainer.session.state(), SessionState::Connected);

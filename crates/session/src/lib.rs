@@ -32,9 +32,9 @@ pub use events::{DisconnectReason, LeaveAction, SessionEvent};
 pub use ids::{ParticipantIdentity, ParticipantSid, TrackSid};
 pub use model::{
     ConnectionQuality, Participant, ParticipantKind, ParticipantState, Permissions, Room,
-    TrackKind, TrackPublication, TrackSource,
+    TrackKind, TrackPublication, TrackRequest, TrackSource,
 };
 pub use negotiation::{NegotiationError, RtcCommand, SignalTarget};
 pub use session::DataReceiveError;
-pub use session::{PublishError, Session, SessionState, TrackRequest};
+pub use session::{PublishError, Session, SessionState};
 pub use wire::{DataError, FrameError};

@@ -69,6 +69,18 @@ impl Permissions {
     }
 }
 
+/// A track we want to publish. `cid` must equal the track id in the SDP `a=msid` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackRequest {
+    pub cid: String,
+    pub name: String,
+    pub kind: TrackKind,
+    pub source: TrackSource,
+    pub width: u32,
+    pub height: u32,
+    pub muted: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackPublication {
     pub sid: TrackSid,

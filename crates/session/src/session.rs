@@ -60,7 +60,7 @@ pub struct Session {
     negotiation: Negotiation,
     rtc: VecDeque<RtcCommand>,
     /// AddTrackRequests waiting for the server, by cid.
-    pending_tracks: HashMap<String, wire::AddTrack>,
+    pending_tracks: HashMap<String, crate::model::TrackRequest>,
     events: VecDeque<SessionEvent>,
 }
 
@@ -464,7 +464,7 @@ impl Session {
 
 #[path = "session_rtc.rs"]
 mod rtc;
-pub use rtc::{PublishError, TrackRequest};
+pub use rtc::PublishError;
 
 #[cfg(test)]
 #[path = "session_tests.rs"]

@@ -5,21 +5,9 @@ use std::time::Instant;
 use super::{Session, SessionState};
 use crate::events::SessionEvent;
 use crate::ids::TrackSid;
-use crate::model::{TrackKind, TrackPublication, TrackSource};
+use crate::model::{TrackPublication, TrackRequest, TrackSource};
 use crate::negotiation::{NegotiationError, RtcCommand, SignalTarget};
 use crate::wire::{self, Outbound};
-
-/// A track we want to publish. `cid` must equal the track id in the SDP `a=msid` line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrackRequest {
-    pub cid: String,
-    pub name: String,
-    pub kind: TrackKind,
-    pub source: TrackSource,
-    pub width: u32,
-    pub height: u32,
-    pub muted: bool,
-}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PublishError {
@@ -47,15 +35,7 @@ impl Session {
         if self.pending_tracks.contains_key(&request.cid) {
             return Err(PublishError::DuplicateCid(request.cid));
         }
-        let add = wire::AddTrack {
-            cid: request.cid,
-            name: request.name,
-            kind: request.kind,
-            source: request.source,
-            width: request.width,
-            height: request.height,
-            muted: request.muted,
-        };
+        let add = request;
         self.transmits
             .push_back(wire::encode(Outbound::AddTrack(add.clone())));
         self.pending_tracks.insert(add.cid.clone(), add);

@@ -15,7 +15,7 @@ use crate::events::LeaveAction;
 use crate::ids::{ParticipantIdentity, ParticipantSid, TrackSid};
 use crate::model::{
     ConnectionQuality, Participant, ParticipantKind, ParticipantState, Permissions, Room,
-    TrackKind, TrackPublication, TrackSource,
+    TrackKind, TrackPublication, TrackRequest, TrackSource,
 };
 use crate::negotiation::SignalTarget;
 
@@ -346,18 +346,7 @@ pub(crate) enum Outbound {
         target: SignalTarget,
         candidate_init: String,
     },
-    AddTrack(AddTrack),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct AddTrack {
-    pub cid: String,
-    pub name: String,
-    pub kind: TrackKind,
-    pub source: TrackSource,
-    pub width: u32,
-    pub height: u32,
-    pub muted: bool,
+    AddTrack(TrackRequest),
 }
 
 pub(crate) fn encode(out: Outbound) -> Vec<u8> {
