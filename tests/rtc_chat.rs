@@ -30,6 +30,8 @@ struct Client {
     rtc_events: mpsc::Receiver<RtcEvent>,
     seen: Vec<SessionEvent>,
     connected: (bool, bool),
+    /// Data waits in the session until `_reliable` is open.
+    reliable_open: bool,
 }
 
 impl Client {
@@ -55,6 +57,7 @@ impl Client {
             rtc_events,
             seen: Vec::new(),
             connected: (false, false),
+            reliable_open: false,
         };
         client
             .until("the JoinResponse", |_, e| {
@@ -110,7 +113,10 @@ impl Client {
             while let Some(frame) = self.session.poll_transmit() {
                 self.ws.send(Message::Binary(frame.into())).await.unwrap();
             }
-            while let Some(data) = self.session.poll_data_transmit() {
+            while self.reliable_open {
+                let Some(data) = self.session.poll_data_transmit() else {
+                    break;
+                };
                 self.pcs.send_reliable(data.into()).await.unwrap();
             }
             while let Some(e) = self.session.poll_event() {
@@ -149,6 +155,7 @@ impl Client {
                         let up = state == ConnectionState::Connected;
                         match t { Target::Publisher => self.connected.0 |= up, Target::Subscriber => self.connected.1 |= up }
                     }
+                    RtcEvent::DataChannelOpened { label } => self.reliable_open |= label == "_reliable",
                     RtcEvent::DataReceived { data, .. } => {
                         self.session.handle_data(Instant::now(), &data).expect("valid data packets");
                     }

@@ -44,6 +44,8 @@ pub enum RtcEvent {
         target: Target,
         state: ConnectionState,
     },
+    /// One of our publisher data channels finished its handshake: sends work from now on.
+    DataChannelOpened { label: String },
     /// A message from a data channel (`_reliable` or `_lossy`).
     DataReceived { label: String, data: Bytes },
 }
@@ -141,8 +143,10 @@ impl PeerConnections {
             .await
             .map_err(setup)?;
         // With a subscribe-less token the server uses the publisher PC for downstream data.
-        forward_messages(&reliable, events.clone());
-        forward_messages(&lossy, events);
+        for dc in [&reliable, &lossy] {
+            forward_messages(dc, events.clone());
+            report_open(dc, events.clone());
+        }
         Ok(Self {
             publisher,
             subscriber,
@@ -203,6 +207,7 @@ impl PeerConnections {
     }
 
     /// Sends one message on `_reliable` (client → server data always leaves on the publisher).
+    /// Before [`RtcEvent::DataChannelOpened`] for `_reliable` this fails: hold data until then.
     pub async fn send_reliable(&self, data: Bytes) -> Result<(), RtcError> {
         self.reliable
             .send(&data)
@@ -258,6 +263,15 @@ fn watch(pc: &RTCPeerConnection, target: Target, events: mpsc::Sender<RtcEvent>)
             let _ = tx
                 .send(RtcEvent::ConnectionStateChanged { target, state })
                 .await;
+        })
+    }));
+}
+
+fn report_open(dc: &Arc<RTCDataChannel>, events: mpsc::Sender<RtcEvent>) {
+    let label = dc.label().to_owned();
+    dc.on_open(Box::new(move || {
+        Box::pin(async move {
+            let _ = events.send(RtcEvent::DataChannelOpened { label }).await;
         })
     }));
 }
