@@ -1,6 +1,6 @@
 //! The session state machine driven by real frames from livekit-server v1.13.5: join, see
 //! another participant arrive and leave, measure the signalling round trip, leave.
-//! (Signalling only; tests/rtc_chat.rs adds WebRTC.)
+//! (Signalling only; WebRTC is the next layer.)
 
 mod common;
 
