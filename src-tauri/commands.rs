@@ -47,7 +47,7 @@ pub async fn restore_session(
     if let Some(current) = state.current.read().await.as_ref() {
         return Ok(Some(SignInOutcome {
             user: current.signed_in.user().clone(),
-            remembered: true,
+            remembered: current.remembered,
             remember_error: None,
         }));
     }
@@ -84,7 +84,11 @@ pub async fn restore_session(
         .await?;
     let user = signed_in.user().clone();
     let signed_in = signed_in.with_refresh_token_sink(state.keychain.sink(account.clone()));
-    *state.current.write().await = Some(Current { signed_in, account });
+    *state.current.write().await = Some(Current {
+        signed_in,
+        account,
+        remembered: true,
+    });
     tracing::info!("signed back in from the keychain");
     Ok(Some(SignInOutcome {
         user,
@@ -141,7 +145,11 @@ async fn sign_in_with(
     } else {
         signed_in
     };
-    *state.current.write().await = Some(Current { signed_in, account });
+    *state.current.write().await = Some(Current {
+        signed_in,
+        account,
+        remembered,
+    });
     tracing::info!(remembered, "signed in");
     Ok(SignInOutcome {
         user,

@@ -20,6 +20,8 @@ pub struct AppState {
 pub struct Current {
     pub signed_in: SignedIn,
     pub account: Account,
+    /// The refresh token is in the keychain (and follows its rotation).
+    pub remembered: bool,
 }
 
 impl AppState {

@@ -55,15 +55,24 @@ fn load(conn: &Connection, raw_id: &str, user_id: i64) -> ApiResult<(SessionRow,
     Ok((s, role))
 }
 
-fn require_lead(role: SessionRole) -> ApiResult<()> {
-    if role == SessionRole::Trainer {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
+/// A state change only the lead trainer may make, from `expected`: the session, or 404,
+/// 403 `not_enrolled` / `not_lead_trainer`, 409 for the wrong state.
+fn load_for_lead(
+    conn: &Connection,
+    raw_id: &str,
+    user_id: i64,
+    expected: SessionStatus,
+    action: &str,
+) -> ApiResult<SessionRow> {
+    let (s, role) = load(conn, raw_id, user_id)?;
+    if role != SessionRole::Trainer {
+        return Err(ApiError::forbidden(
             ErrorCode::NotLeadTrainer,
             "only the lead trainer of this session may do this",
-        ))
+        ));
     }
+    require_status(&s, expected, action)?;
+    Ok(s)
 }
 
 /// The session must be in `expected` for `action`; 409 with the matching code otherwise.
@@ -120,15 +129,19 @@ pub async fn start(
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<LiveSession>> {
     let conn = state.conn()?;
-    let (s, role) = load(&conn, &id, auth.user.id)?;
-    require_lead(role)?;
-    require_status(&s, SessionStatus::Scheduled, "starting")?;
+    let s = load_for_lead(
+        &conn,
+        &id,
+        auth.user.id,
+        SessionStatus::Scheduled,
+        "starting",
+    )?;
     let now = db::ts(state.config.clock.now());
     conn.execute(
         "UPDATE live_sessions SET status = 'live', actual_start = ?2 WHERE id = ?1 AND status = 'scheduled'",
         params![s.id, now],
     )?;
-    reload(&conn, s.id, role)
+    reload(&conn, s.id, SessionRole::Trainer)
 }
 
 pub async fn end(
@@ -137,9 +150,7 @@ pub async fn end(
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<LiveSession>> {
     let mut conn = state.conn()?;
-    let (s, role) = load(&conn, &id, auth.user.id)?;
-    require_lead(role)?;
-    require_status(&s, SessionStatus::Live, "ending")?;
+    let s = load_for_lead(&conn, &id, auth.user.id, SessionStatus::Live, "ending")?;
     let now = db::ts(state.config.clock.now());
     let tx = conn.transaction()?;
     tx.execute(
@@ -154,7 +165,7 @@ pub async fn end(
         params![s.id, now],
     )?;
     tx.commit()?;
-    reload(&conn, s.id, role)
+    reload(&conn, s.id, SessionRole::Trainer)
 }
 
 pub async fn cancel(
@@ -176,14 +187,18 @@ pub async fn cancel(
         ));
     }
     let conn = state.conn()?;
-    let (s, role) = load(&conn, &id, auth.user.id)?;
-    require_lead(role)?;
-    require_status(&s, SessionStatus::Scheduled, "cancelling")?;
+    let s = load_for_lead(
+        &conn,
+        &id,
+        auth.user.id,
+        SessionStatus::Scheduled,
+        "cancelling",
+    )?;
     conn.execute(
         "UPDATE live_sessions SET status = 'cancelled', cancel_reason = ?2 WHERE id = ?1",
         params![s.id, reason],
     )?;
-    reload(&conn, s.id, role)
+    reload(&conn, s.id, SessionRole::Trainer)
 }
 
 fn reload(conn: &Connection, id: i64, role: SessionRole) -> ApiResult<axum::Json<LiveSession>> {
