@@ -78,7 +78,7 @@ async fn livekit_accepts_devserver_tokens_with_the_role_permissions() {
     let (trainer_ws, join) = connect(&trainer).await;
     let room = join.room.as_ref().expect("room in JoinResponse");
     assert_eq!(room.name, trainer.room_name);
-    assert_eq!(room.name, "estrade-course-1-session-1");
+    assert!(room.name.ends_with("estrade-course-1-session-1"));
     let me = join
         .participant
         .as_ref()

@@ -19,11 +19,20 @@ pub fn livekit_url() -> String {
     std::env::var("ESTRADE_LIVEKIT_URL").unwrap_or_else(|_| "ws://127.0.0.1:7880".into())
 }
 
-/// A devserver on an ephemeral port (demo data, in memory) and a client for it.
+/// A devserver on an ephemeral port (demo data, in memory) and a client for it. Its LiveKit
+/// rooms are its own (a unique prefix), so tests and earlier runs never meet in a room.
 pub async fn devserver(config: Config) -> (RunningServer, Backend) {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let room_prefix = format!(
+        "t{}-{}-{}-",
+        unix_ms_now(),
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     let server = estrade_devserver::spawn(Config {
         bind: "127.0.0.1:0".parse().unwrap(),
         livekit_url: livekit_url(),
+        room_prefix,
         ..config
     })
     .await
@@ -64,4 +73,17 @@ pub fn unix_ms_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
+}
+
+/// An HS256 LiveKit token signed with the test server's key, with the given claims: for
+/// tokens the backend would never issue (expired, odd grants).
+pub fn signed_livekit_token(claims: &serde_json::Value) -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let header = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let body = b64(claims.to_string().as_bytes());
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"secret").expect("any key length");
+    mac.update(format!("{header}.{body}").as_bytes());
+    format!("{header}.{body}.{}", b64(&mac.finalize().into_bytes()))
 }

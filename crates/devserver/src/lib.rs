@@ -50,6 +50,9 @@ pub struct Config {
     /// Lifetime of LiveKit tokens: 2 h, as the organization's backends do.
     pub livekit_token_ttl: Duration,
     pub clock: Arc<dyn Clock>,
+    /// Put before the seeded LiveKit room names, so test runs sharing one livekit-server
+    /// get rooms of their own.
+    pub room_prefix: String,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             livekit_token_ttl: Duration::from_secs(2 * 3600),
             clock: Arc::new(SystemClock),
+            room_prefix: String::new(),
         }
     }
 }
@@ -130,7 +134,15 @@ impl RunningServer {
 pub async fn spawn(config: Config) -> anyhow::Result<RunningServer> {
     let conn = db::open(config.database.as_deref()).context("opening the database")?;
     if config.seed_demo_data {
-        seed::seed_if_empty(&conn, config.clock.now()).context("seeding the demo data")?;
+        let seeded =
+            seed::seed_if_empty(&conn, config.clock.now()).context("seeding the demo data")?;
+        if seeded && !config.room_prefix.is_empty() {
+            conn.execute(
+                "UPDATE live_sessions SET room_name = ?1 || room_name",
+                [&config.room_prefix],
+            )
+            .context("prefixing the room names")?;
+        }
     }
     let listener = TcpListener::bind(config.bind)
         .await

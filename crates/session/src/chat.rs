@@ -25,8 +25,10 @@ pub struct ChatMessage {
     pub text: String,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum ChatError {
+    #[error("not connected to the room")]
+    NotConnected,
     #[error("a chat message cannot be empty")]
     Empty,
     #[error("the message is {len} bytes long; the limit is {max}")]

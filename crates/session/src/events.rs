@@ -77,6 +77,10 @@ pub enum DisconnectReason {
     Server { code: i32, name: String },
     /// The first server message was not a JoinResponse.
     JoinRefused(String),
+    /// The signalling socket closed or failed.
+    SignalLost(String),
+    /// A PeerConnection failed or an SDP step was refused.
+    MediaFailed(String),
 }
 
 /// What the server wants the client to do after a LeaveRequest.

@@ -31,8 +31,8 @@ pub use chat::{
 pub use events::{DisconnectReason, LeaveAction, SessionEvent};
 pub use ids::{ParticipantIdentity, ParticipantSid, TrackSid};
 pub use model::{
-    ConnectionQuality, Participant, ParticipantKind, ParticipantState, Permissions, Room,
-    TrackKind, TrackPublication, TrackRequest, TrackSource,
+    ConnectionQuality, IceServer, Participant, ParticipantKind, ParticipantState, Permissions,
+    Room, TrackKind, TrackPublication, TrackRequest, TrackSource,
 };
 pub use negotiation::{NegotiationError, RtcCommand, SignalTarget};
 pub use session::DataReceiveError;

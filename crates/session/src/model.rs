@@ -13,6 +13,25 @@ pub struct Room {
     pub num_participants: u32,
 }
 
+/// A STUN/TURN server from the JoinResponse (or a later ReconnectResponse).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    pub username: String,
+    /// A TURN credential: never printed.
+    pub credential: String,
+}
+
+impl std::fmt::Debug for IceServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceServer")
+            .field("urls", &self.urls)
+            .field("username", &self.username)
+            .field("credential", &"<redacted>")
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TrackSource {
     Unknown,

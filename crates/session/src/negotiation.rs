@@ -70,6 +70,17 @@ impl Negotiation {
         Ok(self.next_offer_id)
     }
 
+    /// A new publisher offer is wanted: `true` to offer now, `false` if it will follow the
+    /// answer to the outstanding one.
+    pub fn want_offer(&mut self) -> bool {
+        if self.outstanding.is_some() {
+            self.renegotiate = true;
+            false
+        } else {
+            true
+        }
+    }
+
     /// The server answered offer `id`. `None`: not the answer we wait for (stale, unknown).
     pub fn answered(&mut self, id: u32) -> Option<bool> {
         if self.outstanding != Some(id) {

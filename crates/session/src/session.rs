@@ -3,10 +3,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::chat::{self, ChatAssembler, ChatError, ChatReceiveError};
+use crate::chat::{self, ChatAssembler, ChatError, ChatMessage, ChatReceiveError};
 use crate::events::{DisconnectReason, LeaveAction, SessionEvent};
 use crate::ids::{ParticipantIdentity, ParticipantSid, TrackSid};
-use crate::model::{Change, Participant, Room, Roster};
+use crate::model::{Change, IceServer, Participant, Room, Roster};
 use crate::negotiation::{Negotiation, RtcCommand};
 use crate::wire::{self, DataError, FrameError, Inbound, Outbound, data};
 
@@ -44,6 +44,7 @@ pub struct Session {
     /// Active speakers and their levels, loudest first.
     speakers: Vec<(ParticipantSid, f32)>,
     refresh_token: Option<String>,
+    ice_servers: Vec<IceServer>,
     ping_interval: Duration,
     ping_timeout: Duration,
     next_ping: Option<Instant>,
@@ -76,6 +77,7 @@ impl Session {
             roster: Roster::default(),
             speakers: Vec::new(),
             refresh_token: None,
+            ice_servers: Vec::new(),
             ping_interval: DEFAULT_PING_INTERVAL,
             ping_timeout: DEFAULT_PING_TIMEOUT,
             next_ping: None,
@@ -116,6 +118,11 @@ impl Session {
     /// The newest token the server handed out, for reconnects.
     pub fn refresh_token(&self) -> Option<&str> {
         self.refresh_token.as_deref()
+    }
+
+    /// STUN/TURN servers the server handed out (unfiltered: public STUN included).
+    pub fn ice_servers(&self) -> &[IceServer] {
+        &self.ice_servers
     }
 
     pub fn rtt_ms(&self) -> Option<u32> {
@@ -236,6 +243,7 @@ impl Session {
                 }
                 self.room = join.room.clone();
                 self.local = Some(join.local.clone());
+                self.ice_servers = join.ice_servers;
                 self.events.push_back(SessionEvent::Joined {
                     room: join.room,
                     local: join.local,
@@ -404,13 +412,37 @@ impl Session {
         now: Instant,
         stream_id: &str,
         text: &str,
-    ) -> Result<(), ChatError> {
-        for payload in chat::outgoing(text, stream_id, self.unix_ms(now))? {
+    ) -> Result<ChatMessage, ChatError> {
+        let from = match (&self.state, &self.local) {
+            (SessionState::Connected, Some(local)) => local.identity.clone(),
+            _ => return Err(ChatError::NotConnected),
+        };
+        let timestamp_ms = self.unix_ms(now);
+        for payload in chat::outgoing(text, stream_id, timestamp_ms)? {
             self.data_sequence = self.data_sequence.wrapping_add(1).max(1);
             self.data_transmits
                 .push_back(data::encode(self.data_sequence, payload));
         }
-        Ok(())
+        Ok(ChatMessage {
+            id: stream_id.to_owned(),
+            from,
+            timestamp_ms,
+            text: text.to_owned(),
+        })
+    }
+
+    /// The signalling socket closed or failed under us.
+    pub fn handle_signal_lost(&mut self, why: String) {
+        if self.state != SessionState::Disconnected {
+            self.disconnect(DisconnectReason::SignalLost(why), LeaveAction::Resume);
+        }
+    }
+
+    /// The WebRTC layer failed (a PeerConnection failed, an SDP step was refused).
+    pub fn handle_media_failed(&mut self, why: String) {
+        if self.state != SessionState::Disconnected {
+            self.disconnect(DisconnectReason::MediaFailed(why), LeaveAction::Resume);
+        }
     }
 
     /// One message from a data channel.

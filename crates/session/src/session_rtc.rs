@@ -9,7 +9,7 @@ use crate::model::{TrackPublication, TrackRequest, TrackSource};
 use crate::negotiation::{NegotiationError, RtcCommand, SignalTarget};
 use crate::wire::{self, Outbound};
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum PublishError {
     #[error("not connected to the room")]
     NotConnected,
@@ -98,6 +98,19 @@ impl Session {
                 target,
                 candidate_init,
             }));
+        }
+    }
+
+    /// The publisher PC changed (a track added or removed): it needs a new offer. Queues
+    /// [`RtcCommand::RenegotiatePublisher`] now, or once the outstanding offer is answered;
+    /// never two.
+    pub fn renegotiate_publisher(&mut self) {
+        let queued = self
+            .rtc
+            .iter()
+            .any(|c| matches!(c, RtcCommand::RenegotiatePublisher));
+        if !queued && self.negotiation.want_offer() {
+            self.rtc.push_back(RtcCommand::RenegotiatePublisher);
         }
     }
 

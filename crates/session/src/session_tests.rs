@@ -57,6 +57,13 @@ fn join_reports_the_room_us_and_the_others() {
             .may_publish(TrackSource::Camera)
     );
     assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+    let ice = s.ice_servers();
+    assert_eq!(ice[0].urls, vec!["turn:turn.example:3478".to_string()]);
+    assert_eq!(ice[0].credential, "turn-secret");
+    assert!(
+        !format!("{ice:?}").contains("turn-secret"),
+        "TURN credentials never reach logs"
+    );
 }
 
 #[test]
@@ -617,6 +624,36 @@ fn one_publisher_offer_at_a_time_and_renegotiation_after_the_answer() {
     );
     assert_eq!(cmds[1], crate::RtcCommand::RenegotiatePublisher);
     assert!(s.publisher_offer(t0, "v=0 offer-2".into()).unwrap() > id);
+}
+
+#[test]
+fn a_track_change_asks_for_one_offer_now_or_after_the_answer() {
+    let (mut s, t0) = joined(vec![]);
+    s.renegotiate_publisher();
+    s.renegotiate_publisher();
+    assert_eq!(
+        drain_rtc(&mut s),
+        vec![crate::RtcCommand::RenegotiatePublisher],
+        "never two"
+    );
+    let id = s.publisher_offer(t0, "v=0 offer-1".into()).unwrap();
+    s.poll_transmit();
+    s.renegotiate_publisher();
+    assert!(
+        drain_rtc(&mut s).is_empty(),
+        "waits for the outstanding answer"
+    );
+    let answer = fake::frame(lk::signal_response::Message::Answer(
+        lk::SessionDescription {
+            r#type: "answer".into(),
+            sdp: "v=0 answer".into(),
+            id,
+            ..Default::default()
+        },
+    ));
+    s.handle_frame(t0, &answer).unwrap();
+    let cmds = drain_rtc(&mut s);
+    assert_eq!(cmds.last(), Some(&crate::RtcCommand::RenegotiatePublisher));
 }
 
 #[test]

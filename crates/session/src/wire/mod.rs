@@ -14,8 +14,8 @@ pub use data::DataError;
 use crate::events::LeaveAction;
 use crate::ids::{ParticipantIdentity, ParticipantSid, TrackSid};
 use crate::model::{
-    ConnectionQuality, Participant, ParticipantKind, ParticipantState, Permissions, Room,
-    TrackKind, TrackPublication, TrackRequest, TrackSource,
+    ConnectionQuality, IceServer, Participant, ParticipantKind, ParticipantState, Permissions,
+    Room, TrackKind, TrackPublication, TrackRequest, TrackSource,
 };
 use crate::negotiation::SignalTarget;
 
@@ -98,6 +98,7 @@ pub(crate) struct JoinInfo {
     pub ping_timeout_s: u32,
     pub server_version: String,
     pub protocol: i32,
+    pub ice_servers: Vec<IceServer>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -223,6 +224,15 @@ fn join_info(j: lk::JoinResponse) -> Result<JoinInfo, FrameError> {
             .map(|s| s.version.clone())
             .unwrap_or_default(),
         protocol: j.server_info.map(|s| s.protocol).unwrap_or_default(),
+        ice_servers: j
+            .ice_servers
+            .into_iter()
+            .map(|s| IceServer {
+                urls: s.urls,
+                username: s.username,
+                credential: s.credential,
+            })
+            .collect(),
     })
 }
 
@@ -481,6 +491,11 @@ pub(crate) mod fake {
                 protocol: 17,
                 ..Default::default()
             }),
+            ice_servers: vec![lk::IceServer {
+                urls: vec!["turn:turn.example:3478".into()],
+                username: "u".into(),
+                credential: "turn-secret".into(),
+            }],
             ..Default::default()
         }))
     }

@@ -1,0 +1,419 @@
+//! The room's task: moves bytes between the signalling socket, the WebRTC stack and the
+//! session state machine, and turns application commands into session calls. All protocol
+//! decisions are the session's; this only does I/O.
+
+use std::time::{Duration, Instant};
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use estrade_rtc::{
+    ConnectionState, LocalAudioTrack, MediaKind, PeerConnections, RemoteTrack, RtcEvent, Target,
+};
+use estrade_session::{
+    ChatError, ChatMessage, ParticipantSid, RtcCommand, Session, SessionEvent, SessionState,
+    SignalTarget, TrackKind, TrackRequest, TrackSid, TrackSource,
+};
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::audio::{self, AudioOutput};
+use crate::events::RoomEvent;
+use crate::room::CommandError;
+use crate::signal::Ws;
+
+/// Closing the socket politely must not hold the room open.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub(crate) enum Command {
+    PublishMicrophone {
+        reply: oneshot::Sender<Result<(LocalAudioTrack, watch::Receiver<bool>), CommandError>>,
+    },
+    SetMicrophoneEnabled {
+        enabled: bool,
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    },
+    SendChat {
+        text: String,
+        reply: oneshot::Sender<Result<ChatMessage, ChatError>>,
+    },
+    Leave {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// What `join` set up before the room task takes over.
+pub(crate) struct Joined {
+    pub started: Instant,
+    pub ws: Ws,
+    pub session: Session,
+    pub pcs: PeerConnections,
+    pub rtc_events: mpsc::Receiver<RtcEvent>,
+}
+
+pub(crate) struct Driver {
+    started: Instant,
+    ws: Ws,
+    session: Session,
+    pcs: PeerConnections,
+    rtc_events: mpsc::Receiver<RtcEvent>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<RoomEvent>,
+    publisher_up: bool,
+    subscriber_up: bool,
+    /// Data waits in the session until `_reliable` finished its handshake.
+    reliable_open: bool,
+    media_connected: bool,
+    /// Who waits for the leave to finish.
+    leaving: Vec<oneshot::Sender<()>>,
+    audio_output: Option<Arc<dyn AudioOutput>>,
+    microphone: Option<Microphone>,
+    /// The engine's own events, emitted (in order, waiting if need be) on the next flush.
+    pending: VecDeque<RoomEvent>,
+}
+
+struct Microphone {
+    cid: String,
+    /// Known once the server accepted the AddTrackRequest.
+    sid: Option<TrackSid>,
+    enabled: watch::Sender<bool>,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        joined: Joined,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<RoomEvent>,
+        audio_output: Option<Arc<dyn AudioOutput>>,
+    ) -> Self {
+        Self {
+            started: joined.started,
+            ws: joined.ws,
+            session: joined.session,
+            pcs: joined.pcs,
+            rtc_events: joined.rtc_events,
+            commands,
+            events,
+            publisher_up: false,
+            subscriber_up: false,
+            reliable_open: false,
+            media_connected: false,
+            leaving: Vec::new(),
+            audio_output,
+            microphone: None,
+            pending: VecDeque::new(),
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        loop {
+            self.apply_rtc_commands().await;
+            self.flush().await;
+            if self.session.state() == SessionState::Disconnected {
+                break;
+            }
+            let wake = self
+                .session
+                .poll_timeout()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(command) => self.handle_command(command).await,
+                    // Every handle is gone: nobody can use the room any more.
+                    None => self.session.leave(),
+                },
+                message = self.ws.next() => self.handle_signal(message),
+                Some(event) = self.rtc_events.recv() => self.handle_rtc(event),
+                _ = tokio::time::sleep_until(wake.into()) => self.session.handle_timeout(Instant::now()),
+            }
+        }
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.close(None)).await;
+        self.pcs.close().await;
+        for done in self.leaving.drain(..) {
+            let _ = done.send(());
+        }
+    }
+
+    async fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::PublishMicrophone { reply } => {
+                let _ = reply.send(self.publish_microphone().await);
+            }
+            Command::SetMicrophoneEnabled { enabled, reply } => {
+                let result = match &self.microphone {
+                    None => Err(CommandError::NotPublished),
+                    Some(mic) => {
+                        mic.enabled.send_replace(enabled);
+                        if let Some(sid) = &mic.sid {
+                            self.session.set_track_muted(sid, !enabled);
+                        }
+                        Ok(())
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Command::SendChat { text, reply } => {
+                let id = new_stream_id();
+                let _ = reply.send(self.session.send_chat(Instant::now(), &id, &text));
+            }
+            Command::Leave { done } => {
+                self.leaving.push(done);
+                self.session.leave();
+            }
+        }
+    }
+
+    async fn publish_microphone(
+        &mut self,
+    ) -> Result<(LocalAudioTrack, watch::Receiver<bool>), CommandError> {
+        if self.microphone.is_some() {
+            return Err(CommandError::AlreadyPublished);
+        }
+        let cid = format!("mic-{}", new_stream_id());
+        self.session.publish_track(TrackRequest {
+            cid: cid.clone(),
+            name: "microphone".into(),
+            kind: TrackKind::Audio,
+            source: TrackSource::Microphone,
+            width: 0,
+            height: 0,
+            muted: false,
+        })?;
+        let track = self
+            .pcs
+            .add_audio_track(&cid, "microphone")
+            .await
+            .map_err(|e| CommandError::Media(e.to_string()))?;
+        self.session.renegotiate_publisher();
+        let (enabled, enabled_rx) = watch::channel(true);
+        self.microphone = Some(Microphone {
+            cid,
+            sid: None,
+            enabled,
+        });
+        Ok((track, enabled_rx))
+    }
+
+    fn handle_signal(&mut self, message: Option<Result<Message, tungstenite::Error>>) {
+        match message {
+            Some(Ok(Message::Binary(frame))) => {
+                if let Err(e) = self.session.handle_frame(Instant::now(), &frame) {
+                    self.reject(e.to_string());
+                }
+            }
+            Some(Ok(Message::Close(close))) => self.session.handle_signal_lost(format!(
+                "closed by the server: {}",
+                close.map(|c| c.reason.to_string()).unwrap_or_default()
+            )),
+            // Pings are answered by tungstenite; LiveKit sends no text frames.
+            Some(Ok(_)) => {}
+            Some(Err(e)) => self.session.handle_signal_lost(e.to_string()),
+            None => self.session.handle_signal_lost("end of stream".into()),
+        }
+    }
+
+    fn handle_rtc(&mut self, event: RtcEvent) {
+        match event {
+            RtcEvent::LocalCandidate {
+                target,
+                candidate_init,
+            } => self
+                .session
+                .local_candidate(signal_target(target), candidate_init),
+            RtcEvent::ConnectionStateChanged { target, state } => {
+                let up = state == ConnectionState::Connected;
+                match target {
+                    Target::Publisher => self.publisher_up = up,
+                    Target::Subscriber => self.subscriber_up = up,
+                }
+                if state == ConnectionState::Failed {
+                    self.session
+                        .handle_media_failed(format!("the {target:?} PeerConnection failed"));
+                }
+            }
+            RtcEvent::DataChannelOpened { label } => self.reliable_open |= label == "_reliable",
+            RtcEvent::DataReceived { data, .. } => {
+                if let Err(e) = self.session.handle_data(Instant::now(), &data) {
+                    self.reject(e.to_string());
+                }
+            }
+            RtcEvent::TrackReceived(track) => self.track_received(track),
+            other => tracing::debug!(?other, "WebRTC report not used"),
+        }
+    }
+
+    /// A remote track started: tell the application whose it is, and play it.
+    fn track_received(&mut self, track: RemoteTrack) {
+        // msid: stream id `PA_…|…` (the publisher first), track id `TR_…`.
+        let stream_id = track.stream_id();
+        let participant = ParticipantSid(
+            stream_id
+                .split_once('|')
+                .map_or(stream_id.as_str(), |(p, _)| p)
+                .to_owned(),
+        );
+        let sid = TrackSid(track.track_id());
+        let identity = self
+            .session
+            .participant(&participant)
+            .map(|p| p.identity.clone());
+        let kind = match track.kind() {
+            MediaKind::Audio => TrackKind::Audio,
+            MediaKind::Video => TrackKind::Video,
+        };
+        self.pending.push_back(RoomEvent::TrackSubscribed {
+            participant: participant.clone(),
+            track: sid.clone(),
+            kind,
+        });
+        match (&self.audio_output, kind, identity) {
+            (Some(output), TrackKind::Audio, Some(identity)) => {
+                let sink = output.open(&identity, &sid);
+                tokio::spawn(audio::play_remote_audio(track, sink));
+            }
+            // Nobody to play it to (or video, not decoded yet): read and discard so the
+            // stack's buffers do not fill up.
+            _ => {
+                tokio::spawn(async move { while track.read().await.is_ok() {} });
+            }
+        }
+    }
+
+    /// Carries out what the session asks of the WebRTC stack, in order.
+    async fn apply_rtc_commands(&mut self) {
+        while let Some(command) = self.session.poll_rtc() {
+            let result = match command {
+                RtcCommand::ApplySubscriberOffer { id, sdp, .. } => {
+                    match self.pcs.answer_subscriber_offer(sdp).await {
+                        Ok(answer) => {
+                            self.session
+                                .remote_description_applied(SignalTarget::Subscriber);
+                            self.session.subscriber_answer(id, answer);
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                RtcCommand::ApplyPublisherAnswer { sdp, .. } => {
+                    let applied = self.pcs.apply_publisher_answer(sdp).await;
+                    if applied.is_ok() {
+                        self.session
+                            .remote_description_applied(SignalTarget::Publisher);
+                    }
+                    applied
+                }
+                RtcCommand::AddRemoteCandidate {
+                    target,
+                    candidate_init,
+                } => {
+                    // One bad candidate is not fatal: others may work.
+                    if let Err(e) = self
+                        .pcs
+                        .add_remote_candidate(rtc_target(target), &candidate_init)
+                        .await
+                    {
+                        self.reject(e.to_string());
+                    }
+                    Ok(())
+                }
+                RtcCommand::RenegotiatePublisher => match self.pcs.create_publisher_offer().await {
+                    Ok(offer) => {
+                        if let Err(e) = self.session.publisher_offer(Instant::now(), offer) {
+                            self.reject(e.to_string());
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
+                other => {
+                    tracing::error!(?other, "the engine does not handle this WebRTC command");
+                    Ok(())
+                }
+            };
+            if let Err(e) = result {
+                self.session.handle_media_failed(e.to_string());
+            }
+        }
+    }
+
+    /// Sends what the session queued and hands its events to the application.
+    async fn flush(&mut self) {
+        while let Some(frame) = self.session.poll_transmit() {
+            if let Err(e) = self.ws.send(Message::Binary(frame.into())).await {
+                self.session.handle_signal_lost(e.to_string());
+                break;
+            }
+        }
+        while self.reliable_open {
+            let Some(packet) = self.session.poll_data_transmit() else {
+                break;
+            };
+            if let Err(e) = self.pcs.send_reliable(packet.into()).await {
+                self.session.handle_media_failed(e.to_string());
+                break;
+            }
+        }
+        if !self.media_connected && self.reliable_open && self.publisher_up && self.subscriber_up {
+            self.media_connected = true;
+            self.emit(RoomEvent::MediaConnected {
+                after: self.started.elapsed(),
+            })
+            .await;
+        }
+        while let Some(event) = self.pending.pop_front() {
+            self.emit(event).await;
+        }
+        while let Some(event) = self.session.poll_event() {
+            if let SessionEvent::LocalTrackPublished { cid, track } = &event
+                && let Some(mic) = self.microphone.as_mut().filter(|m| &m.cid == cid)
+            {
+                mic.sid = Some(track.sid.clone());
+                if !*mic.enabled.borrow() {
+                    self.session.set_track_muted(&track.sid, true);
+                }
+            }
+            self.emit(RoomEvent::Session(event)).await;
+        }
+    }
+
+    async fn emit(&mut self, event: RoomEvent) {
+        // Bounded: a slow application slows the room down instead of growing memory. If it
+        // dropped the receiver, nobody is listening and the event has nowhere to go.
+        let _ = self.events.send(event).await;
+    }
+
+    fn reject(&mut self, why: String) {
+        self.pending.push_back(RoomEvent::MessageRejected(why));
+    }
+}
+
+fn signal_target(t: Target) -> SignalTarget {
+    match t {
+        Target::Publisher => SignalTarget::Publisher,
+        Target::Subscriber => SignalTarget::Subscriber,
+    }
+}
+
+fn rtc_target(t: SignalTarget) -> Target {
+    match t {
+        SignalTarget::Publisher => Target::Publisher,
+        SignalTarget::Subscriber => Target::Subscriber,
+    }
+}
+
+/// A random (version 4) UUID: the chat message's stream id.
+fn new_stream_id() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}

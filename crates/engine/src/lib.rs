@@ -1,0 +1,28 @@
+//! Estrade's session engine: joins a LiveKit room and runs it.
+//!
+//! [`join`] opens the signalling socket with the backend's token, waits for the
+//! JoinResponse, starts both PeerConnections and returns a cheap-to-clone [`Room`] handle
+//! (commands) and a bounded stream of [`RoomEvent`]s (what happened, in order).
+//!
+//! Layers: `estrade-session` decides (a sans-IO state machine), `estrade-rtc` is the
+//! WebRTC stack behind our own interface, and this crate only moves bytes between them
+//! and the socket, on one task per room.
+
+mod audio;
+mod driver;
+mod events;
+mod ice;
+mod room;
+mod signal;
+
+pub use audio::{AudioOutput, PlayoutStats};
+pub use estrade_media::{AudioFrame, AudioSink, AudioSource, synthetic};
+pub use events::RoomEvent;
+pub use room::{CommandError, JoinError, JoinOptions, Room, RoomEvents, join};
+pub use signal::ConnectError;
+
+pub use estrade_session::{
+    ChatError, ChatMessage, ConnectionQuality, DisconnectReason, LeaveAction, Participant,
+    ParticipantIdentity, ParticipantSid, PublishError, Room as RoomInfo, SessionEvent, TrackKind,
+    TrackPublication, TrackSid, TrackSource,
+};

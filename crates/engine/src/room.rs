@@ -1,0 +1,226 @@
+//! `join(...)`: connect, wait for the JoinResponse, start WebRTC, hand back a cheap-to-clone
+//! [`Room`] handle and a bounded stream of [`RoomEvent`]s.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use estrade_media::AudioSource;
+use estrade_rtc::{PeerConnections, RtcConfig, RtcError};
+use estrade_session::{
+    ChatError, ChatMessage, DisconnectReason, PublishError, Session, SessionEvent, SessionState,
+};
+use futures_util::StreamExt as _;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::audio::{self, AudioOutput};
+use crate::driver::{Command, Driver, Joined};
+use crate::events::RoomEvent;
+use crate::ice;
+use crate::signal::{self, ConnectError};
+
+/// The server must answer the upgrade with a JoinResponse within this.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Events waiting for the application. When it falls this far behind, the engine waits for
+/// it (nothing is dropped); keep draining.
+const EVENT_CAPACITY: usize = 256;
+const COMMAND_CAPACITY: usize = 32;
+/// Reports from the WebRTC stack (candidates, states, data) waiting for the engine.
+const RTC_EVENT_CAPACITY: usize = 256;
+
+/// Where and as whom to join: what the organization's backend hands out.
+#[derive(Clone)]
+pub struct JoinOptions {
+    /// The LiveKit URL (`wss://…`; `ws://` only on this machine).
+    pub url: String,
+    /// The LiveKit access token (a JWT). Never logged.
+    pub token: String,
+    /// Where remote microphones play; `None`: they are received but not decoded.
+    pub audio_output: Option<Arc<dyn AudioOutput>>,
+}
+
+impl std::fmt::Debug for JoinOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinOptions")
+            .field("url", &self.url)
+            .field("token", &"<redacted>")
+            .field("audio_output", &self.audio_output.is_some())
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The server answered the upgrade with a LeaveRequest (room full, duplicate…).
+    #[error("the server refused the join: {0}")]
+    Refused(String),
+    #[error("the server's first message was not a usable JoinResponse: {0}")]
+    Protocol(String),
+    #[error("no JoinResponse within {0:?}")]
+    Timeout(Duration),
+    #[error("the signalling connection closed during the join: {0}")]
+    Closed(String),
+    #[error("WebRTC could not start: {0}")]
+    Rtc(#[from] RtcError),
+}
+
+/// Why a command on the [`Room`] handle failed.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommandError {
+    #[error("the room is closed")]
+    Closed,
+    #[error(transparent)]
+    Chat(#[from] ChatError),
+    /// The role may not publish this, or the room is not connected.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("the microphone is already published")]
+    AlreadyPublished,
+    #[error("the microphone is not published")]
+    NotPublished,
+    #[error("the media stack failed: {0}")]
+    Media(String),
+}
+
+/// The bounded stream of what happens in the room; `Session(Disconnected { .. })` is last.
+pub type RoomEvents = mpsc::Receiver<RoomEvent>;
+
+/// A joined room. Clones share the same room; when the last clone is dropped the engine
+/// leaves the room.
+#[derive(Clone, Debug)]
+pub struct Room {
+    commands: mpsc::Sender<Command>,
+}
+
+/// Joins the room `options` points at.
+pub async fn join(options: JoinOptions) -> Result<(Room, RoomEvents), JoinError> {
+    let started = Instant::now();
+    let url = signal::rtc_url(&options.url)?;
+    let on_loopback = signal::is_loopback(&url);
+    let mut ws = signal::connect(&url, &options.token).await?;
+    let mut session = Session::new(Instant::now(), unix_ms_now());
+    let deadline = started + JOIN_TIMEOUT;
+    while session.state() == SessionState::Joining {
+        let frame = match tokio::time::timeout_at(deadline.into(), ws.next()).await {
+            Err(_) => return Err(JoinError::Timeout(JOIN_TIMEOUT)),
+            Ok(Some(Ok(Message::Binary(frame)))) => frame,
+            Ok(Some(Ok(Message::Close(close)))) => {
+                return Err(JoinError::Closed(
+                    close.map(|c| c.reason.to_string()).unwrap_or_default(),
+                ));
+            }
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => return Err(JoinError::Closed(e.to_string())),
+            Ok(None) => return Err(JoinError::Closed("end of stream".into())),
+        };
+        session
+            .handle_frame(Instant::now(), &frame)
+            .map_err(|e| JoinError::Protocol(e.to_string()))?;
+    }
+    if session.state() == SessionState::Disconnected {
+        let reason = std::iter::from_fn(|| session.poll_event())
+            .find_map(|e| match e {
+                SessionEvent::Disconnected {
+                    reason: DisconnectReason::JoinRefused(r),
+                    ..
+                } => Some(r),
+                _ => None,
+            })
+            .unwrap_or_default();
+        return Err(JoinError::Refused(reason));
+    }
+
+    let (rtc_tx, rtc_events) = mpsc::channel(RTC_EVENT_CAPACITY);
+    let config = RtcConfig {
+        ice_servers: ice::usable(session.ice_servers(), on_loopback),
+        allow_loopback: on_loopback,
+    };
+    let pcs = PeerConnections::new(config, rtc_tx).await?;
+    // The data channels must be in the first publisher offer; offering now (as the SDKs do
+    // with fast_publish) also gets the publisher PC connected before the first publish.
+    let offer = pcs.create_publisher_offer().await?;
+    session
+        .publisher_offer(Instant::now(), offer)
+        .map_err(|e| JoinError::Protocol(e.to_string()))?;
+
+    let (events_tx, events) = mpsc::channel(EVENT_CAPACITY);
+    let (commands, commands_rx) = mpsc::channel(COMMAND_CAPACITY);
+    let driver = Driver::new(
+        Joined {
+            started,
+            ws,
+            session,
+            pcs,
+            rtc_events,
+        },
+        commands_rx,
+        events_tx,
+        options.audio_output.clone(),
+    );
+    tokio::spawn(driver.run());
+    Ok((Room { commands }, events))
+}
+
+impl Room {
+    /// Sends a chat message to everyone (a `lk.chat` text stream, plus the legacy packet).
+    /// Returns it as others will see it (id, our identity, timestamp).
+    pub async fn send_chat(&self, text: impl Into<String>) -> Result<ChatMessage, CommandError> {
+        let (reply, answer) = oneshot::channel();
+        self.command(Command::SendChat {
+            text: text.into(),
+            reply,
+        })
+        .await?;
+        Ok(answer.await.map_err(|_| CommandError::Closed)??)
+    }
+
+    /// Publishes a microphone whose audio comes from `source` (Opus, 20 ms, FEC, DTX). A role
+    /// that may not publish a microphone gets [`PublishError::NotAllowed`] and nothing is
+    /// sent. The track's sid arrives as `LocalTrackPublished`.
+    pub async fn publish_microphone(&self, source: impl AudioSource) -> Result<(), CommandError> {
+        let (reply, answer) = oneshot::channel();
+        self.command(Command::PublishMicrophone { reply }).await?;
+        let (track, enabled) = answer.await.map_err(|_| CommandError::Closed)??;
+        tokio::spawn(async move {
+            let end = audio::pump_microphone(source, track, enabled).await;
+            tracing::info!(?end, "microphone stopped");
+        });
+        Ok(())
+    }
+
+    /// Mutes (false) or unmutes the published microphone: nothing is sent while muted and
+    /// the others see the track muted. No renegotiation.
+    pub async fn set_microphone_enabled(&self, enabled: bool) -> Result<(), CommandError> {
+        let (reply, answer) = oneshot::channel();
+        self.command(Command::SetMicrophoneEnabled { enabled, reply })
+            .await?;
+        answer.await.map_err(|_| CommandError::Closed)?
+    }
+
+    /// Leaves the room and waits until the server was told and the connections are closed.
+    /// Leaving a room that is already closed is not an error.
+    pub async fn leave(&self) {
+        let (done, left) = oneshot::channel();
+        if self.command(Command::Leave { done }).await.is_ok() {
+            let _ = left.await;
+        }
+    }
+
+    async fn command(&self, command: Command) -> Result<(), CommandError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| CommandError::Closed)
+    }
+}
+
+fn unix_ms_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}

@@ -1,0 +1,229 @@
+//! The audio jitter buffer: RTP packets in (any order, any timing), one 20 ms frame out per
+//! playout tick. It decides the mouth-to-ear latency, so it holds as little as the network's
+//! jitter allows: the target delay follows an RFC 3550 jitter estimate, and a queue that grew
+//! beyond the target (a burst after a stall) is trimmed. Sans-IO: time is passed in.
+//!
+//! No allocation per packet: packets live in a fixed ring indexed by sequence number and
+//! `Bytes` payloads are the ones the network stack already allocated.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+/// Packets held at most (2.56 s of 20 ms frames): more is a stalled consumer.
+const SLOTS: usize = 128;
+/// One Opus frame as we and the SDKs send it.
+pub const FRAME: Duration = Duration::from_millis(20);
+const MIN_TARGET: Duration = Duration::from_millis(20);
+const MAX_TARGET: Duration = Duration::from_millis(300);
+/// The RTP clock of Opus.
+const CLOCK_HZ: f64 = 48_000.0;
+
+/// What to play for this tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Playout {
+    /// Nothing received yet, or still filling up to the target delay: play silence.
+    Buffering,
+    /// The next frame.
+    Frame(Bytes),
+    /// The frame is missing; the next one is here, so decode its in-band FEC copy.
+    Recover { next: Bytes },
+    /// The frame is missing and nothing follows yet: conceal (Opus PLC).
+    Conceal,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct JitterStats {
+    pub received: u64,
+    pub played: u64,
+    pub recovered: u64,
+    pub concealed: u64,
+    /// Too late (their turn had passed) or duplicates.
+    pub discarded: u64,
+    /// Dropped to bring the delay back to the target.
+    pub trimmed: u64,
+}
+
+#[derive(Clone)]
+struct Slot {
+    seq: u16,
+    payload: Bytes,
+}
+
+pub struct JitterBuffer {
+    slots: Vec<Option<Slot>>,
+    /// The sequence number to play next; `None` until the first packet.
+    next: Option<u16>,
+    /// When playback may start (first arrival + target).
+    start_at: Option<Instant>,
+    /// Highest sequence received, for the queue length.
+    highest: u16,
+    /// RFC 3550 interarrival jitter, in seconds.
+    jitter: f64,
+    last_transit: Option<f64>,
+    epoch: Option<Instant>,
+    stats: JitterStats,
+}
+
+impl Default for JitterBuffer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JitterBuffer {
+    pub fn new() -> Self {
+        Self {
+            slots: vec![None; SLOTS],
+            next: None,
+            start_at: None,
+            highest: 0,
+            jitter: 0.0,
+            last_transit: None,
+            epoch: None,
+            stats: JitterStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> JitterStats {
+        self.stats
+    }
+
+    /// The delay the buffer aims for now: a few times the measured jitter, in whole frames.
+    pub fn target_delay(&self) -> Duration {
+        let want = Duration::from_secs_f64(self.jitter * 3.0) + FRAME / 2;
+        let frames = want.as_nanos().div_ceil(FRAME.as_nanos()) as u32;
+        (FRAME * frames).clamp(MIN_TARGET, MAX_TARGET)
+    }
+
+    /// How much audio is queued ahead of playout.
+    pub fn queued(&self) -> Duration {
+        match self.next {
+            Some(next) if seq_ge(self.highest, next) => {
+                FRAME * (u32::from(self.highest.wrapping_sub(next)) + 1)
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// A packet arrived at `now`.
+    pub fn push(&mut self, now: Instant, seq: u16, rtp_timestamp: u32, payload: Bytes) {
+        self.stats.received += 1;
+        self.update_jitter(now, rtp_timestamp);
+        match self.next {
+            None => {
+                self.next = Some(seq);
+                self.highest = seq;
+                self.start_at = Some(now + self.target_delay());
+            }
+            Some(next) if !seq_ge(seq, next) => {
+                self.stats.discarded += 1; // its turn has passed
+                return;
+            }
+            Some(next) if seq.wrapping_sub(next) as usize >= SLOTS => {
+                // Far ahead (a long stall, or a new stream): start over from it.
+                self.slots.iter_mut().for_each(|s| *s = None);
+                self.next = Some(seq);
+                self.highest = seq;
+            }
+            Some(_) => {
+                if seq_ge(seq, self.highest) {
+                    self.highest = seq;
+                }
+            }
+        }
+        let slot = &mut self.slots[seq as usize % SLOTS];
+        if slot.as_ref().is_some_and(|s| s.seq == seq) {
+            self.stats.discarded += 1;
+            return;
+        }
+        *slot = Some(Slot { seq, payload });
+    }
+
+    /// The playout clock ticked (every 20 ms): what to play now.
+    pub fn pop(&mut self, now: Instant) -> Playout {
+        let Some(next) = self.next else {
+            return Playout::Buffering;
+        };
+        if self.start_at.is_some_and(|t| now < t) {
+            return Playout::Buffering;
+        }
+        self.start_at = None;
+        // Latency control: a queue well beyond the target (after a stall) is trimmed, one
+        // frame per tick so the jump is small.
+        let next = if self.queued() > self.target_delay() + FRAME * 2 && self.take(next).is_some() {
+            self.stats.trimmed += 1;
+            next.wrapping_add(1)
+        } else {
+            next
+        };
+        if !seq_ge(self.highest, next) {
+            // Underrun: nothing queued. The sender may be in DTX (no packets while silent,
+            // sequence numbers continue), so wait for `next` instead of skipping past it.
+            self.next = Some(next);
+            self.stats.concealed += 1;
+            return Playout::Conceal;
+        }
+        self.next = Some(next.wrapping_add(1));
+        if let Some(payload) = self.take(next) {
+            self.stats.played += 1;
+            return Playout::Frame(payload);
+        }
+        // `next` is missing but later packets are here. While the queue is within the
+        // target, wait for it (this is how the delay grows to the target after a late
+        // packet); beyond, give up on it.
+        if self.queued() <= self.target_delay() {
+            self.next = Some(next);
+            self.stats.concealed += 1;
+            return Playout::Conceal;
+        }
+        match self.peek(next.wrapping_add(1)) {
+            Some(following) => {
+                self.stats.recovered += 1;
+                Playout::Recover { next: following }
+            }
+            None => {
+                self.stats.concealed += 1;
+                Playout::Conceal
+            }
+        }
+    }
+
+    fn take(&mut self, seq: u16) -> Option<Bytes> {
+        let slot = &mut self.slots[seq as usize % SLOTS];
+        match slot {
+            Some(s) if s.seq == seq => slot.take().map(|s| s.payload),
+            _ => None,
+        }
+    }
+
+    fn peek(&self, seq: u16) -> Option<Bytes> {
+        match &self.slots[seq as usize % SLOTS] {
+            Some(s) if s.seq == seq => Some(s.payload.clone()),
+            _ => None,
+        }
+    }
+
+    fn update_jitter(&mut self, now: Instant, rtp_timestamp: u32) {
+        let epoch = *self.epoch.get_or_insert(now);
+        let arrival = now.duration_since(epoch).as_secs_f64();
+        let transit = arrival - f64::from(rtp_timestamp) / CLOCK_HZ;
+        if let Some(last) = self.last_transit {
+            let d = (transit - last).abs();
+            // A timestamp jump (new stream, wrap) is not jitter.
+            if d < 1.0 {
+                self.jitter += (d - self.jitter) / 16.0;
+            }
+        }
+        self.last_transit = Some(transit);
+    }
+}
+
+/// `a` is at or after `b` in sequence-number space (wrapping).
+fn seq_ge(a: u16, b: u16) -> bool {
+    a.wrapping_sub(b) < 0x8000
+}
+
+#[cfg(test)]
+#[path = "jitter_tests.rs"]
+mod tests;

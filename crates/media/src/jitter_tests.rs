@@ -1,0 +1,198 @@
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::*;
+
+fn payload(seq: u16) -> Bytes {
+    Bytes::from(seq.to_be_bytes().to_vec())
+}
+
+fn seq_of(p: &Playout) -> Option<u16> {
+    match p {
+        Playout::Frame(b) => Some(u16::from_be_bytes([b[0], b[1]])),
+        _ => None,
+    }
+}
+
+/// Sends 20 ms packets with `delays[i]` of network delay each; ticks every 20 ms.
+fn run(delays: &[u64], order: impl Fn(usize) -> usize) -> (Vec<Playout>, JitterBuffer) {
+    let t0 = Instant::now();
+    let mut arrivals: Vec<(Duration, u16)> = (0..delays.len())
+        .map(|i| {
+            let i = order(i);
+            (
+                Duration::from_millis(i as u64 * 20 + delays[i]),
+                65_500u16.wrapping_add(i as u16),
+            )
+        })
+        .collect();
+    arrivals.sort();
+    let mut jb = JitterBuffer::new();
+    let mut out = Vec::new();
+    let mut a = 0;
+    let end = Duration::from_millis(delays.len() as u64 * 20 + 400);
+    let mut t = Duration::ZERO;
+    while t < end {
+        while a < arrivals.len() && arrivals[a].0 <= t {
+            let seq = arrivals[a].1;
+            jb.push(
+                t0 + arrivals[a].0,
+                seq,
+                u32::from(seq.wrapping_sub(65_500)) * 960,
+                payload(seq),
+            );
+            a += 1;
+        }
+        out.push(jb.pop(t0 + t));
+        t += FRAME;
+    }
+    (
+        out.into_iter()
+            .filter(|p| *p != Playout::Buffering)
+            .collect(),
+        jb,
+    )
+}
+
+#[test]
+fn plays_in_order_across_sequence_wrap_with_a_small_delay() {
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new();
+    let mut played = Vec::new();
+    for i in 0..100u16 {
+        let seq = 65_500u16.wrapping_add(i);
+        let now = t0 + FRAME * u32::from(i);
+        jb.push(now, seq, u32::from(i) * 960, payload(seq));
+        if let Playout::Frame(b) = jb.pop(now) {
+            played.push(u16::from_be_bytes([b[0], b[1]]));
+        }
+    }
+    let expected: Vec<u16> = (0..played.len() as u16)
+        .map(|i| 65_500u16.wrapping_add(i))
+        .collect();
+    assert_eq!(played, expected);
+    assert!(
+        played.len() >= 98,
+        "at most one frame of delay on a perfect network: {}",
+        played.len()
+    );
+    assert_eq!(jb.target_delay(), MIN_TARGET);
+}
+
+#[test]
+fn reorders_and_recovers_a_loss_from_the_next_packets_fec() {
+    // 0, 2, 1 (swapped), then 4 and 5 without 3: in time order with the playout ticks.
+    let mut arrivals = vec![
+        (0u64, 0u16),
+        (20, 2),
+        (21, 1),
+        (60, 4),
+        (80, 5),
+        (100, 6),
+        (120, 7),
+    ];
+    arrivals.reverse();
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new();
+    let mut out = Vec::new();
+    for ms in (0..=240u64).step_by(10) {
+        while arrivals.last().is_some_and(|a| a.0 <= ms) {
+            let (at, seq) = arrivals.pop().unwrap();
+            jb.push(
+                t0 + Duration::from_millis(at),
+                seq,
+                u32::from(seq) * 960,
+                payload(seq),
+            );
+        }
+        if ms % 20 == 0 {
+            let p = jb.pop(t0 + Duration::from_millis(ms));
+            if p != Playout::Buffering {
+                out.push(p);
+            }
+        }
+    }
+    let frames: Vec<Option<u16>> = out.iter().map(seq_of).collect();
+    let first = frames.iter().position(|f| *f == Some(0)).expect("0 played");
+    assert_eq!(
+        &frames[first..first + 3],
+        &[Some(0), Some(1), Some(2)],
+        "{out:?}"
+    );
+    assert!(
+        out.contains(&Playout::Recover { next: payload(4) }),
+        "{out:?}"
+    );
+    let played: Vec<u16> = frames.iter().flatten().copied().collect();
+    assert!(
+        played.windows(2).all(|w| w[0] < w[1]),
+        "in order: {played:?}"
+    );
+    assert!(
+        !played.contains(&3) && played.ends_with(&[6, 7]),
+        "{played:?}"
+    );
+    assert_eq!(jb.stats().recovered, 1);
+}
+
+#[test]
+fn late_and_duplicate_packets_are_discarded_and_counted() {
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new();
+    jb.push(t0, 10, 0, payload(10));
+    jb.push(t0, 10, 0, payload(10));
+    assert_eq!(jb.stats().discarded, 1);
+    let _ = jb.pop(t0 + Duration::from_millis(100));
+    jb.push(t0 + Duration::from_millis(101), 9, 0, payload(9));
+    assert_eq!(jb.stats().discarded, 2, "seq 9 came after 10 was played");
+}
+
+#[test]
+fn an_underrun_conceals_and_jitter_raises_the_target() {
+    // Alternating 0 / 60 ms delays: heavy jitter.
+    let delays: Vec<u64> = (0..200).map(|i| if i % 2 == 0 { 0 } else { 60 }).collect();
+    let (out, jb) = run(&delays, |i| i);
+    assert!(
+        jb.target_delay() >= Duration::from_millis(60),
+        "{:?}",
+        jb.target_delay()
+    );
+    let played: Vec<u16> = out.iter().filter_map(seq_of).collect();
+    assert!(
+        played
+            .windows(2)
+            .all(|w| seq_ge(w[1], w[0]) && w[1] != w[0]),
+        "never backwards"
+    );
+    assert!(jb.stats().played >= 180, "{:?}", jb.stats());
+}
+
+#[test]
+fn a_burst_after_a_stall_is_trimmed_back_to_the_target() {
+    // 40 packets arrive together after a 800 ms stall, then normal pacing.
+    let delays: Vec<u64> = (0..120u64)
+        .map(|i| if i < 40 { 800 - i * 20 } else { 0 })
+        .collect();
+    let (_, jb) = run(&delays, |i| i);
+    assert!(jb.stats().trimmed > 0, "{:?}", jb.stats());
+    assert!(jb.queued() <= jb.target_delay() + FRAME * 2);
+}
+
+#[test]
+fn hostile_sequence_numbers_never_panic() {
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new();
+    let mut x: u32 = 12345;
+    for i in 0..10_000u32 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let seq = (x >> 8) as u16;
+        jb.push(
+            t0 + Duration::from_millis(u64::from(i)),
+            seq,
+            x,
+            payload(seq),
+        );
+        let _ = jb.pop(t0 + Duration::from_millis(u64::from(i)));
+    }
+}

@@ -1,0 +1,11 @@
+//! Estrade's media pieces, independent of the network: the source and sink traits,
+//! synthetic sources whose content carries time, the audio jitter buffer, the Opus codec.
+
+pub mod audio;
+pub mod jitter;
+mod opus_codec;
+pub mod synthetic;
+
+pub use audio::{AudioFrame, AudioSink, AudioSource, FRAME_SAMPLES, SAMPLE_RATE, SourceEnded};
+pub use jitter::{JitterBuffer, JitterStats, Playout};
+pub use opus_codec::{CodecError, MAX_PACKET, OpusDecoder, OpusEncoder};

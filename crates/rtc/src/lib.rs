@@ -1,0 +1,16 @@
+//! Estrade's thin interface over a WebRTC stack: the two PeerConnections of a LiveKit
+//! participant (publisher: we offer; subscriber: the server offers), the `_reliable` and
+//! `_lossy` data channels, ICE. Today on webrtc-rs 0.17 (see ARCHITECTURE.md for why); the
+//! rest of Estrade sees only this module's types, so the stack can change.
+//!
+//! Everything the stack reports (local candidates, connection states, data) comes out of
+//! one bounded channel of [`RtcEvent`]s.
+
+mod media;
+mod peer;
+
+pub use media::{LocalAudioTrack, MediaKind, RemoteTrack, RtpPacket};
+
+pub use peer::{
+    ConnectionState, IceServer, PeerConnections, RtcConfig, RtcError, RtcEvent, Target,
+};

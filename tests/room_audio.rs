@@ -1,0 +1,201 @@
+//! Audio through the engine, livekit-server and real WebRTC: two clients publish tone
+//! bursts (440 Hz and 880 Hz, locked to the wall clock); each hears the other's frequency,
+//! with onsets every 500 ms, through Opus and the jitter buffer. Mute stops the sound and
+//! shows as muted on the other side; unmute brings it back.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{devserver, join_grant};
+use estrade_backend::Backend;
+use estrade_devserver::{Config, seed};
+use estrade_engine::synthetic::{PulseAnalyser, ToneBursts, unix_us_now};
+use estrade_engine::{
+    AudioFrame, AudioOutput, AudioSink, JoinOptions, ParticipantIdentity, Room, RoomEvent,
+    RoomEvents, SessionEvent, TrackSid,
+};
+
+type Heard = Arc<Mutex<HashMap<String, PulseAnalyser>>>;
+
+/// Plays nowhere: analyses what would be played, per speaker.
+struct Recorder(Heard);
+
+struct RecorderSink {
+    from: String,
+    heard: Heard,
+}
+
+impl AudioOutput for Recorder {
+    fn open(&self, participant: &ParticipantIdentity, _track: &TrackSid) -> Box<dyn AudioSink> {
+        Box::new(RecorderSink {
+            from: participant.to_string(),
+            heard: Arc::clone(&self.0),
+        })
+    }
+}
+
+impl AudioSink for RecorderSink {
+    fn play(&mut self, frame: &AudioFrame, _at: std::time::Instant) {
+        let played_us = unix_us_now();
+        self.heard
+            .lock()
+            .unwrap()
+            .entry(self.from.clone())
+            .or_default()
+            .feed(frame, played_us);
+    }
+}
+
+async fn join_as(backend: &Backend, email: &str) -> (Room, RoomEvents, Heard, String) {
+    let grant = join_grant(backend, email).await;
+    let heard = Heard::default();
+    let (room, events) = estrade_engine::join(JoinOptions {
+        url: grant.url,
+        token: grant.token,
+        audio_output: Some(Arc::new(Recorder(Arc::clone(&heard)))),
+    })
+    .await
+    .expect("join");
+    (room, events, heard, grant.identity.0)
+}
+
+async fn wait_for<T>(
+    events: &mut RoomEvents,
+    what: &str,
+    mut pick: impl FnMut(&RoomEvent) -> Option<T>,
+) -> T {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(e)) => {
+                if let Some(t) = pick(&e) {
+                    return t;
+                }
+                seen.push(e);
+            }
+            Ok(None) => panic!("the room ended before {what}; saw {seen:#?}"),
+            Err(_) => panic!("timed out waiting for {what}; saw {seen:#?}"),
+        }
+    }
+}
+
+fn onsets(heard: &Heard, from: &str) -> usize {
+    heard
+        .lock()
+        .unwrap()
+        .get(from)
+        .map_or(0, |a| a.latencies_ms.len())
+}
+
+fn summary(heard: &Heard, from: &str) -> PulseAnalyser {
+    heard.lock().unwrap().get(from).cloned().unwrap_or_default()
+}
+
+fn p50(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs livekit-server: scripts/test.sh starts it"]
+async fn two_clients_hear_each_other_and_mute_propagates() {
+    let (devserver, backend) = devserver(Config::default()).await;
+    let (trainer, mut trainer_events, trainer_heard, trainer_id) =
+        join_as(&backend, seed::DEMO_TRAINER_EMAIL).await;
+    let (student, mut student_events, student_heard, student_id) =
+        join_as(&backend, "lea.dubois@estrade.example").await;
+
+    trainer
+        .publish_microphone(ToneBursts::new(440.0))
+        .await
+        .unwrap();
+    student
+        .publish_microphone(ToneBursts::new(880.0))
+        .await
+        .unwrap();
+    let trainer_track = wait_for(&mut trainer_events, "the trainer's track", |e| match e {
+        RoomEvent::Session(SessionEvent::LocalTrackPublished { track, .. }) => {
+            Some(track.sid.clone())
+        }
+        _ => None,
+    })
+    .await;
+    wait_for(&mut student_events, "the trainer's audio", |e| match e {
+        RoomEvent::TrackSubscribed { track, .. } if *track == trainer_track => Some(()),
+        _ => None,
+    })
+    .await;
+
+    // Six seconds of conversation: about twelve bursts each way.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    for (listener, heard, speaker, freq) in [
+        ("student", &student_heard, &trainer_id, 440.0),
+        ("trainer", &trainer_heard, &student_id, 880.0),
+    ] {
+        let a = summary(heard, speaker);
+        eprintln!(
+            "{listener} heard {} bursts, frequencies {:?}, mouth-to-ear p50 {:.1} ms (all: {:?})",
+            a.latencies_ms.len(),
+            a.frequencies_hz
+                .iter()
+                .map(|f| f.round())
+                .collect::<Vec<_>>(),
+            p50(&a.latencies_ms),
+            a.latencies_ms.iter().map(|l| l.round()).collect::<Vec<_>>()
+        );
+        assert!(
+            a.latencies_ms.len() >= 6,
+            "{listener} heard too few bursts: {a:?}"
+        );
+        let good = a
+            .frequencies_hz
+            .iter()
+            .filter(|f| (**f - freq).abs() < 40.0)
+            .count();
+        assert!(
+            good * 10 >= a.frequencies_hz.len() * 8,
+            "{listener} heard the wrong voice: {a:?}"
+        );
+    }
+
+    // Mute: the student sees it, and the bursts stop.
+    trainer.set_microphone_enabled(false).await.unwrap();
+    wait_for(&mut student_events, "the trainer's mute", |e| match e {
+        RoomEvent::Session(SessionEvent::TrackMuted { track, .. }) if *track == trainer_track => {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await; // what was in flight
+    let before = onsets(&student_heard, &trainer_id);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        onsets(&student_heard, &trainer_id),
+        before,
+        "muted means silent"
+    );
+
+    trainer.set_microphone_enabled(true).await.unwrap();
+    wait_for(&mut student_events, "the trainer's unmute", |e| match e {
+        RoomEvent::Session(SessionEvent::TrackUnmuted { track, .. }) if *track == trainer_track => {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        onsets(&student_heard, &trainer_id) >= before + 3,
+        "the voice is back"
+    );
+
+    student.leave().await;
+    trainer.leave().await;
+    devserver.shutdown().await;
+}

@@ -1,0 +1,197 @@
+//! The engine (`estrade_engine::join`) against the real livekit-server with real WebRTC:
+//! two clients connect, chat both ways in order over the data channels, and a leave
+//! propagates. Also the typed join errors with the server's reason.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{devserver, join_grant};
+use estrade_backend::Backend;
+use estrade_devserver::{Config, seed};
+use estrade_engine::{
+    ConnectError, DisconnectReason, JoinError, JoinOptions, Room, RoomEvent, RoomEvents,
+    SessionEvent,
+};
+
+const STUDENT: &str = "lea.dubois@estrade.example";
+
+async fn join_as(backend: &Backend, email: &str) -> (Room, RoomEvents) {
+    let grant = join_grant(backend, email).await;
+    estrade_engine::join(JoinOptions {
+        url: grant.url,
+        token: grant.token,
+        audio_output: None,
+    })
+    .await
+    .expect("join")
+}
+
+/// Waits (20 s at most) for the first event `pick` accepts; everything before it is kept
+/// for the failure message.
+async fn wait_for<T>(
+    events: &mut RoomEvents,
+    what: &str,
+    mut pick: impl FnMut(&RoomEvent) -> Option<T>,
+) -> T {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(e)) => {
+                if let Some(t) = pick(&e) {
+                    return t;
+                }
+                seen.push(e);
+            }
+            Ok(None) => panic!("the room ended before {what}; saw {seen:#?}"),
+            Err(_) => panic!("timed out waiting for {what}; saw {seen:#?}"),
+        }
+    }
+}
+
+fn chat(e: &RoomEvent) -> Option<(String, String)> {
+    match e {
+        RoomEvent::Session(SessionEvent::ChatReceived(m)) => {
+            Some((m.from.to_string(), m.text.clone()))
+        }
+        _ => None,
+    }
+}
+
+fn media_connected(e: &RoomEvent) -> Option<Duration> {
+    match e {
+        RoomEvent::MediaConnected { after } => Some(*after),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs livekit-server: scripts/test.sh starts it"]
+async fn two_clients_chat_both_ways_in_order_and_see_each_other_leave() {
+    let (devserver, backend) = devserver(Config::default()).await;
+    let (trainer, mut trainer_events) = join_as(&backend, seed::DEMO_TRAINER_EMAIL).await;
+    let (student, mut student_events) = join_as(&backend, STUDENT).await;
+
+    let t = wait_for(&mut trainer_events, "the trainer's media", media_connected).await;
+    let s = wait_for(&mut student_events, "the student's media", media_connected).await;
+    eprintln!("join → both PeerConnections and _reliable open: trainer {t:?}, student {s:?}");
+    let student_identity = wait_for(
+        &mut trainer_events,
+        "the student in the roster",
+        |e| match e {
+            RoomEvent::Session(SessionEvent::ParticipantJoined(p)) => Some(p.identity.clone()),
+            _ => None,
+        },
+    )
+    .await;
+
+    let texts = [
+        "Bienvenue ! Des questions ?",
+        "Deuxième message",
+        "<b>pas du HTML</b> 👋",
+    ];
+    let mut trainer_identity = None;
+    for text in texts {
+        let sent = trainer.send_chat(text).await.expect("chat sent");
+        assert_eq!(sent.text, text);
+        trainer_identity = Some(sent.from);
+    }
+    let trainer_identity = trainer_identity.unwrap().to_string();
+    for text in texts {
+        let got = wait_for(&mut student_events, text, chat).await;
+        assert_eq!(
+            got,
+            (trainer_identity.clone(), text.to_string()),
+            "in order, once each"
+        );
+    }
+
+    student.send_chat("Oui : la diapo 3 ✋").await.unwrap();
+    let got = wait_for(&mut trainer_events, "the student's chat", chat).await;
+    assert_eq!(
+        got,
+        (
+            student_identity.to_string(),
+            "Oui : la diapo 3 ✋".to_string()
+        )
+    );
+
+    assert_eq!(
+        student.send_chat("").await,
+        Err(estrade_engine::CommandError::Chat(
+            estrade_engine::ChatError::Empty
+        ))
+    );
+
+    student.leave().await;
+    let left = wait_for(&mut trainer_events, "the student leaving", |e| match e {
+        RoomEvent::Session(SessionEvent::ParticipantLeft { identity, .. }) => {
+            Some(identity.clone())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(left, student_identity);
+    let reason = wait_for(&mut student_events, "the student's end", |e| match e {
+        RoomEvent::Session(SessionEvent::Disconnected { reason, .. }) => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, DisconnectReason::ClientInitiated);
+    assert!(
+        student_events.recv().await.is_none(),
+        "Disconnected is the last event"
+    );
+    assert_eq!(
+        student.send_chat("après").await,
+        Err(estrade_engine::CommandError::Closed)
+    );
+
+    trainer.leave().await;
+    devserver.shutdown().await;
+}
+
+#[tokio::test]
+#[ignore = "needs livekit-server: scripts/test.sh starts it"]
+async fn an_expired_token_fails_with_the_servers_reason() {
+    let now = common::unix_ms_now() / 1000;
+    // Expired an hour ago (the server allows a minute of clock skew).
+    let expired = common::signed_livekit_token(&serde_json::json!({
+        "iss": "devkey", "sub": "late-student", "nbf": now - 7200, "exp": now - 3600,
+        "video": {"roomJoin": true, "room": "estrade-expired-token-test"}
+    }));
+    let url = common::livekit_url();
+    let err = estrade_engine::join(JoinOptions {
+        url: url.clone(),
+        token: expired.clone(),
+        audio_output: None,
+    })
+    .await
+    .expect_err("an expired token cannot join");
+    match &err {
+        JoinError::Connect(ConnectError::Unauthorized { reason }) => {
+            assert!(reason.contains("expired"), "the server's reason: {reason}");
+        }
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+    assert!(
+        !format!("{err} {err:?}").contains(&expired),
+        "the token never shows"
+    );
+
+    let forged = estrade_engine::join(JoinOptions {
+        url,
+        token: "not-a-jwt".into(),
+        audio_output: None,
+    })
+    .await
+    .expect_err("garbage is refused");
+    assert!(
+        matches!(
+            forged,
+            JoinError::Connect(ConnectError::Unauthorized { .. })
+        ),
+        "{forged:?}"
+    );
+}
