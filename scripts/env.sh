@@ -3,6 +3,8 @@
 export ESTRADE_CACHE="${ESTRADE_CACHE:-$HOME/.cache/estrade}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ESTRADE_CACHE/target}"
 export ESTRADE_BIN="$ESTRADE_CACHE/bin"
+# The venv holding the LiveKit Python SDK (the interop peer).
+export ESTRADE_PY="$ESTRADE_CACHE/py"
 export LIVEKIT_VERSION="v1.13.5"
 export TAURI_DRIVER_VERSION="2.1.0"
 export PATH="$ESTRADE_BIN:$HOME/.cargo/bin:/usr/local/go/bin:$PATH"

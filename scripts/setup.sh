@@ -5,8 +5,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 APT_PACKAGES=(
-  # build: Tauri/WebKitGTK, TLS-free (rustls) so no libssl
-  build-essential pkg-config libwebkit2gtk-4.1-dev
+  # build: Tauri/WebKitGTK, TLS-free (rustls) so no libssl; cmake builds the bundled libopus
+  build-essential pkg-config libwebkit2gtk-4.1-dev cmake
   # run and test: a window without a display, WebDriver, screenshots
   xvfb webkit2gtk-driver imagemagick
   # the real keychain: Secret Service from gnome-keyring on a private D-Bus
@@ -42,6 +42,17 @@ if ! "$ESTRADE_BIN/tauri-driver" --help >/dev/null 2>&1; then
   log "installing tauri-driver $TAURI_DRIVER_VERSION"
   cargo install --quiet --locked --root "$ESTRADE_CACHE/cargo-install" "tauri-driver" --version "=$TAURI_DRIVER_VERSION"
   ln -sf "$ESTRADE_CACHE/cargo-install/bin/tauri-driver" "$ESTRADE_BIN/tauri-driver"
+fi
+
+# The official LiveKit Python SDK (libwebrtc inside its wheel): the reference peer for interop
+# tests and benchmarks, in a venv of our own, reinstalled only when the pins change.
+req="$ESTRADE_ROOT/tests/interop/requirements.txt"
+stamp="$ESTRADE_PY/.estrade-requirements"
+if ! cmp -s "$req" "$stamp" 2>/dev/null; then
+  log "installing the LiveKit Python SDK ($(grep -v '^#' "$req" | tr '\n' ' '))"
+  python3 -m venv "$ESTRADE_PY" || die "python3 with the venv module is required"
+  "$ESTRADE_PY/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  cp "$req" "$stamp"
 fi
 
 # npm packages for the UI, reinstalled only when the lockfile changed.

@@ -30,6 +30,9 @@ pub(crate) enum Command {
     PublishMicrophone {
         reply: oneshot::Sender<Result<(LocalAudioTrack, watch::Receiver<bool>), CommandError>>,
     },
+    UnpublishMicrophone {
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    },
     SetMicrophoneEnabled {
         enabled: bool,
         reply: oneshot::Sender<Result<(), CommandError>>,
@@ -75,6 +78,7 @@ pub(crate) struct Driver {
 
 struct Microphone {
     cid: String,
+    track: LocalAudioTrack,
     /// Known once the server accepted the AddTrackRequest.
     sid: Option<TrackSid>,
     enabled: watch::Sender<bool>,
@@ -140,6 +144,9 @@ impl Driver {
             Command::PublishMicrophone { reply } => {
                 let _ = reply.send(self.publish_microphone().await);
             }
+            Command::UnpublishMicrophone { reply } => {
+                let _ = reply.send(self.unpublish_microphone().await);
+            }
             Command::SetMicrophoneEnabled { enabled, reply } => {
                 let result = match &self.microphone {
                     None => Err(CommandError::NotPublished),
@@ -189,10 +196,24 @@ impl Driver {
         let (enabled, enabled_rx) = watch::channel(true);
         self.microphone = Some(Microphone {
             cid,
+            track: track.clone(),
             sid: None,
             enabled,
         });
         Ok((track, enabled_rx))
+    }
+
+    /// Takes the microphone off the publisher PC and renegotiates: the server ends the track
+    /// when its m-line goes inactive (there is no signal message for it). Dropping the
+    /// `enabled` sender stops the microphone task.
+    async fn unpublish_microphone(&mut self) -> Result<(), CommandError> {
+        let mic = self.microphone.take().ok_or(CommandError::NotPublished)?;
+        self.pcs
+            .remove_track(&mic.track)
+            .await
+            .map_err(|e| CommandError::Media(e.to_string()))?;
+        self.session.renegotiate_publisher();
+        Ok(())
     }
 
     fn handle_signal(&mut self, message: Option<Result<Message, tungstenite::Error>>) {

@@ -192,6 +192,13 @@ impl Room {
         Ok(())
     }
 
+    /// Stops publishing the microphone (renegotiation; the others see the track go).
+    pub async fn unpublish_microphone(&self) -> Result<(), CommandError> {
+        let (reply, answer) = oneshot::channel();
+        self.command(Command::UnpublishMicrophone { reply }).await?;
+        answer.await.map_err(|_| CommandError::Closed)?
+    }
+
     /// Mutes (false) or unmutes the published microphone: nothing is sent while muted and
     /// the others see the track muted. No renegotiation.
     pub async fn set_microphone_enabled(&self, enabled: bool) -> Result<(), CommandError> {

@@ -1,0 +1,199 @@
+//! Interop with LiveKit's official Python SDK (libwebrtc inside its wheel, pinned in
+//! tests/interop/requirements.txt): our client and the Python peer in one room through the
+//! real livekit-server. Each hears the other's tone bursts at the right frequency, and chat
+//! goes both ways on `lk.chat` text streams.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{devserver, join_grant};
+use estrade_devserver::{Config, seed};
+use estrade_engine::synthetic::{PulseAnalyser, ToneBursts, unix_us_now};
+use estrade_engine::{
+    AudioFrame, AudioOutput, AudioSink, JoinOptions, ParticipantIdentity, RoomEvent, SessionEvent,
+    TrackSid,
+};
+
+type Heard = Arc<Mutex<HashMap<String, PulseAnalyser>>>;
+
+struct Recorder(Heard);
+struct RecorderSink(String, Heard);
+
+impl AudioOutput for Recorder {
+    fn open(&self, participant: &ParticipantIdentity, _track: &TrackSid) -> Box<dyn AudioSink> {
+        Box::new(RecorderSink(participant.to_string(), Arc::clone(&self.0)))
+    }
+}
+
+impl AudioSink for RecorderSink {
+    fn play(&mut self, frame: &AudioFrame, _at: std::time::Instant) {
+        let now = unix_us_now();
+        self.1
+            .lock()
+            .unwrap()
+            .entry(self.0.clone())
+            .or_default()
+            .feed(frame, now);
+    }
+}
+
+/// The venv scripts/setup.sh installs the SDK into.
+fn python() -> String {
+    let venv = std::env::var("ESTRADE_PY").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/estrade/py",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let python = format!("{venv}/bin/python");
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "{python} is missing: run scripts/setup.sh (it installs the LiveKit Python SDK)"
+    );
+    python
+}
+
+fn p50(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn near(freqs: &[f64], want: f64) -> bool {
+    !freqs.is_empty()
+        && freqs.iter().filter(|f| (**f - want).abs() < 40.0).count() * 10 >= freqs.len() * 8
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs livekit-server and the Python SDK: scripts/test.sh provides both"]
+async fn the_python_sdk_and_estrade_hear_each_other_and_chat() {
+    let (devserver, backend) = devserver(Config::default()).await;
+    let heard = Heard::default();
+    let grant = join_grant(&backend, seed::DEMO_TRAINER_EMAIL).await;
+    let (room, mut events) = estrade_engine::join(JoinOptions {
+        url: grant.url,
+        token: grant.token,
+        audio_output: Some(Arc::new(Recorder(Arc::clone(&heard)))),
+    })
+    .await
+    .expect("join");
+    room.publish_microphone(ToneBursts::new(440.0))
+        .await
+        .unwrap();
+
+    let student = join_grant(&backend, "lea.dubois@estrade.example").await;
+    let python_identity = student.identity.0.clone();
+    let peer = Command::new(python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/interop/peer.py"
+        ))
+        .args([
+            "--freq",
+            "880",
+            "--seconds",
+            "9",
+            "--say",
+            "Bonjour depuis Python ✓",
+        ])
+        .env("LK_URL", &student.url)
+        .env("LK_TOKEN", &student.token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the Python peer starts");
+    let peer = tokio::task::spawn_blocking(move || peer.wait_with_output());
+
+    // Chat: theirs first (so the Python peer is surely connected), then ours.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let python_chat = loop {
+        let event = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("the Python peer's chat within 30 s")
+            .expect("the room stays open");
+        if let RoomEvent::Session(SessionEvent::ChatReceived(m)) = event {
+            break Some(m);
+        }
+    };
+    room.send_chat("Bonjour depuis Estrade 🎓").await.unwrap();
+    let python_chat = python_chat.unwrap();
+    assert_eq!(python_chat.from.as_str(), python_identity);
+    assert_eq!(python_chat.text, "Bonjour depuis Python ✓");
+
+    let output = peer.await.unwrap().expect("the Python peer ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the Python peer failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("the peer's report ({e}): {stdout}"));
+
+    // What the Python SDK heard from us, and its chat.
+    let ours = &report["heard"][grant.identity.0.as_str()];
+    let floats = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+            .unwrap_or_default()
+    };
+    let (lat, freq) = (
+        floats(&ours["latencies_ms"]),
+        floats(&ours["frequencies_hz"]),
+    );
+    eprintln!(
+        "libwebrtc heard Estrade: {} bursts, p50 {:.1} ms, frequencies {:?}",
+        lat.len(),
+        p50(&lat),
+        freq.iter().map(|f| f.round()).collect::<Vec<_>>()
+    );
+    assert!(
+        lat.len() >= 5,
+        "the Python SDK heard too little of us: {report}"
+    );
+    assert!(
+        near(&freq, 440.0),
+        "the Python SDK heard the wrong tone: {report}"
+    );
+    let chats = report["chat"].as_array().cloned().unwrap_or_default();
+    assert!(
+        chats
+            .iter()
+            .any(|c| c["text"] == "Bonjour depuis Estrade 🎓"
+                && c["from"] == grant.identity.0.as_str()),
+        "the Python SDK did not get our chat: {report}"
+    );
+
+    // What we heard from the Python SDK.
+    let theirs = heard
+        .lock()
+        .unwrap()
+        .get(&python_identity)
+        .cloned()
+        .unwrap_or_default();
+    eprintln!(
+        "Estrade heard libwebrtc: {} bursts, p50 {:.1} ms, frequencies {:?}",
+        theirs.latencies_ms.len(),
+        p50(&theirs.latencies_ms),
+        theirs
+            .frequencies_hz
+            .iter()
+            .map(|f| f.round())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        theirs.latencies_ms.len() >= 5,
+        "we heard too little of the Python SDK: {theirs:?}"
+    );
+    assert!(
+        near(&theirs.frequencies_hz, 880.0),
+        "we heard the wrong tone: {theirs:?}"
+    );
+
+    room.leave().await;
+    devserver.shutdown().await;
+}

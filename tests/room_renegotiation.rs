@@ -1,0 +1,181 @@
+//! Three publishers and one listener, with renegotiations in between: tracks are added and
+//! removed while others play, and every track must reach the listener mapped to the right
+//! person (each publisher has its own tone; a mis-mapped track shows as the wrong frequency
+//! under someone's name). The third track arrives after the first was unpublished, so the
+//! server may reuse the inactive m-line for it.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{devserver, join_grant};
+use estrade_backend::Backend;
+use estrade_devserver::{Config, seed};
+use estrade_engine::synthetic::{PulseAnalyser, ToneBursts, unix_us_now};
+use estrade_engine::{
+    AudioFrame, AudioOutput, AudioSink, JoinOptions, ParticipantIdentity, Room, RoomEvent,
+    RoomEvents, SessionEvent, TrackSid,
+};
+
+type Heard = Arc<Mutex<HashMap<String, PulseAnalyser>>>;
+
+struct Recorder(Heard);
+struct RecorderSink(String, Heard);
+
+impl AudioOutput for Recorder {
+    fn open(&self, participant: &ParticipantIdentity, _track: &TrackSid) -> Box<dyn AudioSink> {
+        Box::new(RecorderSink(participant.to_string(), Arc::clone(&self.0)))
+    }
+}
+
+impl AudioSink for RecorderSink {
+    fn play(&mut self, frame: &AudioFrame, _at: std::time::Instant) {
+        let now = unix_us_now();
+        self.1
+            .lock()
+            .unwrap()
+            .entry(self.0.clone())
+            .or_default()
+            .feed(frame, now);
+    }
+}
+
+async fn join_as(
+    backend: &Backend,
+    email: &str,
+    heard: Option<Heard>,
+) -> (Room, RoomEvents, String) {
+    let grant = join_grant(backend, email).await;
+    let (room, events) = estrade_engine::join(JoinOptions {
+        url: grant.url,
+        token: grant.token,
+        audio_output: heard.map(|h| Arc::new(Recorder(h)) as Arc<dyn AudioOutput>),
+    })
+    .await
+    .expect("join");
+    (room, events, grant.identity.0)
+}
+
+/// Bursts heard from `who` so far, and whether they are all at `freq`.
+fn heard_from(heard: &Heard, who: &str) -> PulseAnalyser {
+    heard.lock().unwrap().get(who).cloned().unwrap_or_default()
+}
+
+async fn until_heard(heard: &Heard, who: &str, at_least: usize, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while heard_from(heard, who).latencies_ms.len() < at_least {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never heard {what}: {:?}",
+            heard.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn assert_voice(heard: &Heard, who: &str, freq: f64, name: &str) {
+    let a = heard_from(heard, who);
+    let wrong: Vec<f64> = a
+        .frequencies_hz
+        .iter()
+        .copied()
+        .filter(|f| (f - freq).abs() >= 40.0)
+        .collect();
+    eprintln!(
+        "{name}: {} bursts, frequencies {:?}",
+        a.latencies_ms.len(),
+        a.frequencies_hz
+            .iter()
+            .map(|f| f.round())
+            .collect::<Vec<_>>()
+    );
+    assert!(!a.frequencies_hz.is_empty(), "{name} never heard");
+    assert!(
+        wrong.len() * 10 <= a.frequencies_hz.len(),
+        "{name}'s track carries someone else's voice: {a:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs livekit-server: scripts/test.sh starts it"]
+async fn three_publishers_with_renegotiations_reach_one_listener_correctly_mapped() {
+    let (devserver, backend) = devserver(Config::default()).await;
+    let heard = Heard::default();
+    let (listener, mut listener_events, _) = join_as(
+        &backend,
+        "thomas.petit@estrade.example",
+        Some(Arc::clone(&heard)),
+    )
+    .await;
+    let (claire, _claire_events, claire_id) =
+        join_as(&backend, seed::DEMO_TRAINER_EMAIL, None).await;
+    let (karim, _karim_events, karim_id) =
+        join_as(&backend, "karim.benali@estrade.example", None).await;
+    let (lea, _lea_events, lea_id) = join_as(&backend, "lea.dubois@estrade.example", None).await;
+
+    claire
+        .publish_microphone(ToneBursts::new(440.0))
+        .await
+        .unwrap();
+    until_heard(&heard, &claire_id, 3, "Claire's first track").await;
+
+    karim
+        .publish_microphone(ToneBursts::new(660.0))
+        .await
+        .unwrap();
+    until_heard(&heard, &karim_id, 3, "Karim's track").await;
+    let claire_before = heard_from(&heard, &claire_id).latencies_ms.len();
+    until_heard(
+        &heard,
+        &claire_id,
+        claire_before + 2,
+        "Claire still, next to Karim",
+    )
+    .await;
+
+    claire.unpublish_microphone().await.unwrap();
+    let gone = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match listener_events.recv().await {
+                Some(RoomEvent::Session(SessionEvent::TrackUnpublished {
+                    participant, ..
+                })) => break participant,
+                Some(_) => {}
+                None => panic!("the listener's room ended"),
+            }
+        }
+    })
+    .await
+    .expect("the listener sees Claire's track go");
+    eprintln!("unpublished by {gone}");
+    lea.publish_microphone(ToneBursts::new(880.0))
+        .await
+        .unwrap();
+    until_heard(&heard, &lea_id, 3, "Léa's track (after an unpublish)").await;
+
+    // Claire stays silent now; Karim and Léa go on.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let claire_after = heard_from(&heard, &claire_id).latencies_ms.len();
+    let karim_now = heard_from(&heard, &karim_id).latencies_ms.len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        heard_from(&heard, &claire_id).latencies_ms.len(),
+        claire_after,
+        "an unpublished track is silent"
+    );
+    assert!(
+        heard_from(&heard, &karim_id).latencies_ms.len() >= karim_now + 3,
+        "Karim is still heard"
+    );
+
+    assert_voice(&heard, &claire_id, 440.0, "Claire");
+    assert_voice(&heard, &karim_id, 660.0, "Karim");
+    assert_voice(&heard, &lea_id, 880.0, "Léa");
+
+    for room in [&listener, &claire, &karim, &lea] {
+        room.leave().await;
+    }
+    devserver.shutdown().await;
+}
