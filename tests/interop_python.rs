@@ -5,41 +5,14 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{devserver, join_grant};
 use estrade_devserver::{Config, seed};
-use estrade_engine::synthetic::{PulseAnalyser, ToneBursts, unix_us_now};
-use estrade_engine::{
-    AudioFrame, AudioOutput, AudioSink, JoinOptions, ParticipantIdentity, RoomEvent, SessionEvent,
-    TrackSid,
-};
-
-type Heard = Arc<Mutex<HashMap<String, PulseAnalyser>>>;
-
-struct Recorder(Heard);
-struct RecorderSink(String, Heard);
-
-impl AudioOutput for Recorder {
-    fn open(&self, participant: &ParticipantIdentity, _track: &TrackSid) -> Box<dyn AudioSink> {
-        Box::new(RecorderSink(participant.to_string(), Arc::clone(&self.0)))
-    }
-}
-
-impl AudioSink for RecorderSink {
-    fn play(&mut self, frame: &AudioFrame, _at: std::time::Instant) {
-        let now = unix_us_now();
-        self.1
-            .lock()
-            .unwrap()
-            .entry(self.0.clone())
-            .or_default()
-            .feed(frame, now);
-    }
-}
+use estrade_engine::synthetic::ToneBursts;
+use estrade_engine::{JoinOptions, ParticipantIdentity, PulseRecorder, RoomEvent, SessionEvent};
 
 /// The venv scripts/setup.sh installs the SDK into.
 fn python() -> String {
@@ -72,12 +45,12 @@ fn near(freqs: &[f64], want: f64) -> bool {
 #[ignore = "needs livekit-server and the Python SDK: scripts/test.sh provides both"]
 async fn the_python_sdk_and_estrade_hear_each_other_and_chat() {
     let (devserver, backend) = devserver(Config::default()).await;
-    let heard = Heard::default();
+    let heard = PulseRecorder::default();
     let grant = join_grant(&backend, seed::DEMO_TRAINER_EMAIL).await;
     let (room, mut events) = estrade_engine::join(JoinOptions {
         url: grant.url,
         token: grant.token,
-        audio_output: Some(Arc::new(Recorder(Arc::clone(&heard)))),
+        audio_output: Some(Arc::new(heard.clone())),
     })
     .await
     .expect("join");
@@ -170,11 +143,8 @@ async fn the_python_sdk_and_estrade_hear_each_other_and_chat() {
 
     // What we heard from the Python SDK.
     let theirs = heard
-        .lock()
-        .unwrap()
-        .get(&python_identity)
-        .cloned()
-        .unwrap_or_default();
+        .heard_from(&ParticipantIdentity(python_identity.clone()))
+        .pulses;
     eprintln!(
         "Estrade heard libwebrtc: {} bursts, p50 {:.1} ms, frequencies {:?}",
         theirs.latencies_ms.len(),

@@ -5,61 +5,31 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{devserver, join_grant};
 use estrade_backend::Backend;
 use estrade_devserver::{Config, seed};
-use estrade_engine::synthetic::{PulseAnalyser, ToneBursts, unix_us_now};
+use estrade_engine::synthetic::ToneBursts;
 use estrade_engine::{
-    AudioFrame, AudioOutput, AudioSink, JoinOptions, ParticipantIdentity, Room, RoomEvent,
-    RoomEvents, SessionEvent, TrackSid,
+    JoinOptions, ParticipantIdentity, PulseRecorder, Room, RoomEvent, RoomEvents, SessionEvent,
 };
 
-type Heard = Arc<Mutex<HashMap<String, PulseAnalyser>>>;
-
-/// Plays nowhere: analyses what would be played, per speaker.
-struct Recorder(Heard);
-
-struct RecorderSink {
-    from: String,
-    heard: Heard,
-}
-
-impl AudioOutput for Recorder {
-    fn open(&self, participant: &ParticipantIdentity, _track: &TrackSid) -> Box<dyn AudioSink> {
-        Box::new(RecorderSink {
-            from: participant.to_string(),
-            heard: Arc::clone(&self.0),
-        })
-    }
-}
-
-impl AudioSink for RecorderSink {
-    fn play(&mut self, frame: &AudioFrame, _at: std::time::Instant) {
-        let played_us = unix_us_now();
-        self.heard
-            .lock()
-            .unwrap()
-            .entry(self.from.clone())
-            .or_default()
-            .feed(frame, played_us);
-    }
-}
-
-async fn join_as(backend: &Backend, email: &str) -> (Room, RoomEvents, Heard, String) {
+async fn join_as(
+    backend: &Backend,
+    email: &str,
+) -> (Room, RoomEvents, PulseRecorder, ParticipantIdentity) {
     let grant = join_grant(backend, email).await;
-    let heard = Heard::default();
+    let heard = PulseRecorder::default();
     let (room, events) = estrade_engine::join(JoinOptions {
         url: grant.url,
         token: grant.token,
-        audio_output: Some(Arc::new(Recorder(Arc::clone(&heard)))),
+        audio_output: Some(Arc::new(heard.clone())),
     })
     .await
     .expect("join");
-    (room, events, heard, grant.identity.0)
+    (room, events, heard, ParticipantIdentity(grant.identity.0))
 }
 
 async fn wait_for<T>(
@@ -83,16 +53,8 @@ async fn wait_for<T>(
     }
 }
 
-fn onsets(heard: &Heard, from: &str) -> usize {
-    heard
-        .lock()
-        .unwrap()
-        .get(from)
-        .map_or(0, |a| a.latencies_ms.len())
-}
-
-fn summary(heard: &Heard, from: &str) -> PulseAnalyser {
-    heard.lock().unwrap().get(from).cloned().unwrap_or_default()
+fn onsets(heard: &PulseRecorder, from: &ParticipantIdentity) -> usize {
+    heard.heard_from(from).pulses.latencies_ms.len()
 }
 
 fn p50(v: &[f64]) -> f64 {
@@ -137,7 +99,7 @@ async fn two_clients_hear_each_other_and_mute_propagates() {
         ("student", &student_heard, &trainer_id, 440.0),
         ("trainer", &trainer_heard, &student_id, 880.0),
     ] {
-        let a = summary(heard, speaker);
+        let a = heard.heard_from(speaker).pulses;
         eprintln!(
             "{listener} heard {} bursts, frequencies {:?}, mouth-to-ear p50 {:.1} ms (all: {:?})",
             a.latencies_ms.len(),

@@ -6,41 +6,17 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{devserver, join_grant};
 use estrade_backend::Backend;
 use estrade_devserver::{Config, seed};
-use estrade_engine::synthetic::{PulseAnalyser, ToneBursts, unix_us_now};
+use estrade_engine::synthetic::{PulseAnalyser, ToneBursts};
 use estrade_engine::{
-    AudioFrame, AudioOutput, AudioSink, JoinOptions, ParticipantIdentity, Room, RoomEvent,
-    RoomEvents, SessionEvent, TrackSid,
+    AudioOutput, JoinOptions, ParticipantIdentity, PulseRecorder, Room, RoomEvent, RoomEvents,
+    SessionEvent,
 };
-
-type Heard = Arc<Mutex<HashMap<String, PulseAnalyser>>>;
-
-struct Recorder(Heard);
-struct RecorderSink(String, Heard);
-
-impl AudioOutput for Recorder {
-    fn open(&self, participant: &ParticipantIdentity, _track: &TrackSid) -> Box<dyn AudioSink> {
-        Box::new(RecorderSink(participant.to_string(), Arc::clone(&self.0)))
-    }
-}
-
-impl AudioSink for RecorderSink {
-    fn play(&mut self, frame: &AudioFrame, _at: std::time::Instant) {
-        let now = unix_us_now();
-        self.1
-            .lock()
-            .unwrap()
-            .entry(self.0.clone())
-            .or_default()
-            .feed(frame, now);
-    }
-}
 
 async fn join_as(
     backend: &Backend,
@@ -51,19 +27,23 @@ async fn join_as(
     let (room, events) = estrade_engine::join(JoinOptions {
         url: grant.url,
         token: grant.token,
-        audio_output: heard.map(|h| Arc::new(Recorder(h)) as Arc<dyn AudioOutput>),
+        audio_output: heard.map(|h| Arc::new(h) as Arc<dyn AudioOutput>),
     })
     .await
     .expect("join");
-    (room, events, grant.identity.0)
+    (room, events, ParticipantIdentity(grant.identity.0))
 }
 
-/// Bursts heard from `who` so far, and whether they are all at `freq`.
-fn heard_from(heard: &Heard, who: &str) -> PulseAnalyser {
-    heard.lock().unwrap().get(who).cloned().unwrap_or_default()
+fn heard_from(heard: &PulseRecorder, who: &ParticipantIdentity) -> PulseAnalyser {
+    heard.heard_from(who).pulses
 }
 
-async fn until_heard(heard: &Heard, who: &str, at_least: usize, what: &str) {
+async fn until_heard(
+    heard: &PulseRecorder,
+    who: &ParticipantIdentity,
+    at_least: usize,
+    what: &str,
+) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while heard_from(heard, who).latencies_ms.len() < at_least {
         assert!(
@@ -75,7 +55,7 @@ async fn until_heard(heard: &Heard, who: &str, at_least: usize, what: &str) {
     }
 }
 
-fn assert_voice(heard: &Heard, who: &str, freq: f64, name: &str) {
+fn assert_voice(heard: &PulseRecorder, who: &ParticipantIdentity, freq: f64, name: &str) {
     let a = heard_from(heard, who);
     let wrong: Vec<f64> = a
         .frequencies_hz
@@ -102,11 +82,11 @@ fn assert_voice(heard: &Heard, who: &str, freq: f64, name: &str) {
 #[ignore = "needs livekit-server: scripts/test.sh starts it"]
 async fn three_publishers_with_renegotiations_reach_one_listener_correctly_mapped() {
     let (devserver, backend) = devserver(Config::default()).await;
-    let heard = Heard::default();
+    let heard = PulseRecorder::default();
     let (listener, mut listener_events, _) = join_as(
         &backend,
         "thomas.petit@estrade.example",
-        Some(Arc::clone(&heard)),
+        Some(heard.clone()),
     )
     .await;
     let (claire, _claire_events, claire_id) =

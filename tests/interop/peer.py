@@ -90,12 +90,46 @@ async def listen(track, analyser):
         analyser.feed(event.frame.data, time.time_ns() // 1000)
 
 
+async def join_bench(times):
+    """Joins `times` times: ms to connected (room.connect returned) and to the first frame
+    of a remote microphone already publishing in the room."""
+    connected, first_audio = [], []
+    for _ in range(times):
+        room = rtc.Room()
+        got = asyncio.Event()
+        tasks = []
+
+        async def first_frame(track):
+            async for _ in rtc.AudioStream(track, sample_rate=RATE, num_channels=1):
+                got.set()
+                break
+
+        @room.on("track_subscribed")
+        def _subscribed(track, publication, participant):
+            if track.kind == rtc.TrackKind.KIND_AUDIO:
+                tasks.append(asyncio.ensure_future(first_frame(track)))
+
+        started = time.monotonic()
+        await room.connect(os.environ["LK_URL"], os.environ["LK_TOKEN"])
+        connected.append((time.monotonic() - started) * 1000)
+        await asyncio.wait_for(got.wait(), timeout=20)
+        first_audio.append((time.monotonic() - started) * 1000)
+        await room.disconnect()
+        for t in tasks:
+            t.cancel()
+        await asyncio.sleep(0.3)
+    print(json.dumps({"connected_ms": connected, "first_audio_ms": first_audio}), flush=True)
+
+
 async def main():
     args = argparse.ArgumentParser()
     args.add_argument("--freq", type=float, default=880.0)
     args.add_argument("--seconds", type=float, default=8.0)
     args.add_argument("--say", default="")
+    args.add_argument("--join-bench", type=int, default=0)
     opts = args.parse_args()
+    if opts.join_bench:
+        return await join_bench(opts.join_bench)
 
     room = rtc.Room()
     heard = {}

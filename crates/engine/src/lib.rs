@@ -12,12 +12,14 @@ mod audio;
 mod driver;
 mod events;
 mod ice;
+mod recorder;
 mod room;
 mod signal;
 
 pub use audio::{AudioOutput, PlayoutStats};
 pub use estrade_media::{AudioFrame, AudioSink, AudioSource, synthetic};
 pub use events::RoomEvent;
+pub use recorder::{Heard, PulseRecorder};
 pub use room::{CommandError, JoinError, JoinOptions, Room, RoomEvents, join};
 pub use signal::ConnectError;
 

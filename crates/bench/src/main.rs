@@ -1,0 +1,182 @@
+//! `estrade-bench`: Estrade's session engine and the libwebrtc reference (LiveKit's Python
+//! SDK) measured in the same run, through the same livekit-server on loopback.
+//!
+//! Scenarios: join → connected and → first remote audio frame (20 joins each); mouth-to-ear
+//! between two clients from the wall-clock tone bursts the synthetic microphones carry.
+//! Needs livekit-server (ESTRADE_LIVEKIT_URL) and the SDK venv (ESTRADE_PY); run it with
+//! `./scripts/estrade bench`, which provides both.
+
+mod reference;
+mod stats;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use estrade_backend::api::{JoinResponse as Grant, SessionId};
+use estrade_backend::{Backend, BackendUrl, Secret};
+use estrade_devserver::{Config, seed};
+use estrade_engine::synthetic::ToneBursts;
+use estrade_engine::{
+    JoinOptions, ParticipantIdentity, PulseRecorder, Room, RoomEvent, RoomEvents,
+};
+
+use crate::stats::Row;
+
+/// Onsets before this are warm-up (the jitter buffers settle on both sides).
+const WARM_UP_BURSTS: usize = 2;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let livekit_url = std::env::var("ESTRADE_LIVEKIT_URL")
+        .context("ESTRADE_LIVEKIT_URL (scripts/estrade bench sets it)")?;
+    let joins: usize = std::env::var("ESTRADE_BENCH_JOINS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let seconds: u64 = std::env::var("ESTRADE_BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let devserver = estrade_devserver::spawn(Config {
+        bind: "127.0.0.1:0".parse()?,
+        livekit_url,
+        room_prefix: format!("bench-{}-", std::process::id()),
+        ..Config::default()
+    })
+    .await?;
+    let backend = Backend::new(BackendUrl::parse(&devserver.url())?)?;
+    let grant = |email: &'static str| {
+        let backend = backend.clone();
+        async move { join_grant(&backend, email).await }
+    };
+
+    eprintln!("join: {joins} joins each, with a publisher already in the room");
+    let publisher_grant = grant(seed::DEMO_TRAINER_EMAIL).await?;
+    let (publisher, _publisher_events) = join(&publisher_grant, None).await?;
+    publisher.publish_microphone(ToneBursts::new(440.0)).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (mut ours_connected, mut ours_first_audio) = (Vec::new(), Vec::new());
+    let joiner = grant("thomas.petit@estrade.example").await?;
+    for _ in 0..joins {
+        let (connected, first_audio) = time_one_join(&joiner).await?;
+        ours_connected.push(connected);
+        ours_first_audio.push(first_audio);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let reference_joiner = grant("hugo.moreau@estrade.example").await?;
+    let report = reference::join_bench(&reference_joiner, joins).await?;
+    publisher.leave().await;
+
+    eprintln!(
+        "mouth-to-ear: {seconds} s of tone bursts each way, Estrade ↔ Estrade then libwebrtc ↔ libwebrtc"
+    );
+    let (a, b) = (
+        grant("lea.dubois@estrade.example").await?,
+        grant("amina.diallo@estrade.example").await?,
+    );
+    let ours_m2e = mouth_to_ear_ours(&a, &b, seconds).await?;
+    let (c, d) = (
+        grant("karim.benali@estrade.example").await?,
+        grant("hugo.moreau@estrade.example").await?,
+    );
+    let reference_m2e = reference::mouth_to_ear(&c, &d, seconds, WARM_UP_BURSTS).await?;
+
+    println!();
+    println!(
+        "Estrade {} vs libwebrtc (LiveKit Python SDK, tests/interop/requirements.txt), livekit-server v1.13.5 on loopback, build profile: {}",
+        env!("CARGO_PKG_VERSION"),
+        if cfg!(debug_assertions) {
+            "dev (dependencies at opt-level 2)"
+        } else {
+            "release"
+        }
+    );
+    stats::print(&[
+        Row {
+            name: format!("join → connected ({joins} joins)"),
+            ours: ours_connected,
+            reference: report.connected_ms,
+            target_ms: Some(300.0),
+        },
+        Row {
+            name: format!("join → first remote audio ({joins} joins)"),
+            ours: ours_first_audio,
+            reference: report.first_audio_ms,
+            target_ms: Some(300.0),
+        },
+        Row {
+            name: "mouth-to-ear, audio (both directions)".into(),
+            ours: ours_m2e,
+            reference: reference_m2e,
+            target_ms: Some(60.0),
+        },
+    ]);
+    devserver.shutdown().await;
+    Ok(())
+}
+
+async fn join_grant(backend: &Backend, email: &str) -> anyhow::Result<Grant> {
+    let user = backend
+        .login(email, &Secret::new(seed::DEMO_PASSWORD))
+        .await?;
+    Ok(user
+        .join_session(&SessionId(seed::sessions::LIVE.to_string()))
+        .await?)
+}
+
+async fn join(grant: &Grant, output: Option<PulseRecorder>) -> anyhow::Result<(Room, RoomEvents)> {
+    Ok(estrade_engine::join(JoinOptions {
+        url: grant.url.clone(),
+        token: grant.token.clone(),
+        audio_output: output.map(|o| Arc::new(o) as Arc<dyn estrade_engine::AudioOutput>),
+    })
+    .await?)
+}
+
+/// ms from calling `join` to MediaConnected, and to the first remote audio frame played.
+async fn time_one_join(grant: &Grant) -> anyhow::Result<(f64, f64)> {
+    let recorder = PulseRecorder::default();
+    let started = Instant::now();
+    let (room, mut events) = join(grant, Some(recorder.clone())).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let connected = loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await? {
+            Some(RoomEvent::MediaConnected { after }) => break after,
+            Some(_) => {}
+            None => bail!("the room ended during the join"),
+        }
+    };
+    let first = loop {
+        if let Some(at) = recorder.all().values().filter_map(|h| h.first_played).min() {
+            break at;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("no remote audio within 20 s");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    room.leave().await;
+    Ok((ms(connected), ms(first.duration_since(started))))
+}
+
+async fn mouth_to_ear_ours(a: &Grant, b: &Grant, seconds: u64) -> anyhow::Result<Vec<f64>> {
+    let (ra, rb) = (PulseRecorder::default(), PulseRecorder::default());
+    let (room_a, _ea) = join(a, Some(ra.clone())).await?;
+    let (room_b, _eb) = join(b, Some(rb.clone())).await?;
+    room_a.publish_microphone(ToneBursts::new(880.0)).await?;
+    room_b.publish_microphone(ToneBursts::new(660.0)).await?;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let mut all = Vec::new();
+    for (recorder, from) in [(&rb, &a.identity.0), (&ra, &b.identity.0)] {
+        let heard = recorder.heard_from(&ParticipantIdentity(from.clone()));
+        all.extend(heard.pulses.latencies_ms.into_iter().skip(WARM_UP_BURSTS));
+    }
+    room_a.leave().await;
+    room_b.leave().await;
+    Ok(all)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,83 @@
+//! The libwebrtc reference: tests/interop/peer.py (LiveKit's Python SDK) in child processes.
+//! Tokens go through the environment, never the command line.
+
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context as _, bail};
+use estrade_backend::api::JoinResponse as Grant;
+
+pub struct JoinReport {
+    pub connected_ms: Vec<f64>,
+    pub first_audio_ms: Vec<f64>,
+}
+
+fn command(grant: &Grant) -> anyhow::Result<Command> {
+    let venv = std::env::var("ESTRADE_PY").context("ESTRADE_PY (scripts/estrade bench sets it)")?;
+    let mut cmd = Command::new(format!("{venv}/bin/python"));
+    cmd.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/interop/peer.py"
+    ))
+    .env("LK_URL", &grant.url)
+    .env("LK_TOKEN", &grant.token)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    Ok(cmd)
+}
+
+async fn report(child: Child) -> anyhow::Result<serde_json::Value> {
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "the Python peer failed: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(serde_json::from_str(
+        stdout.lines().last().unwrap_or_default(),
+    )?)
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+        .unwrap_or_default()
+}
+
+pub async fn join_bench(grant: &Grant, joins: usize) -> anyhow::Result<JoinReport> {
+    let child = command(grant)?
+        .args(["--join-bench", &joins.to_string()])
+        .spawn()?;
+    let r = report(child).await?;
+    Ok(JoinReport {
+        connected_ms: floats(&r["connected_ms"]),
+        first_audio_ms: floats(&r["first_audio_ms"]),
+    })
+}
+
+/// Two Python peers publishing bursts to each other; what each heard from the other.
+pub async fn mouth_to_ear(
+    a: &Grant,
+    b: &Grant,
+    seconds: u64,
+    warm_up: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let secs = seconds.to_string();
+    let pa = command(a)?
+        .args(["--freq", "880", "--seconds", &secs])
+        .spawn()?;
+    let pb = command(b)?
+        .args(["--freq", "660", "--seconds", &secs])
+        .spawn()?;
+    let (ra, rb) = tokio::try_join!(report(pa), report(pb))?;
+    let mut all = Vec::new();
+    for (r, other) in [(&ra, &b.identity.0), (&rb, &a.identity.0)] {
+        all.extend(
+            floats(&r["heard"][other.as_str()]["latencies_ms"])
+                .into_iter()
+                .skip(warm_up),
+        );
+    }
+    Ok(all)
+}
