@@ -37,8 +37,7 @@ fn p50(v: &[f64]) -> f64 {
 }
 
 fn near(freqs: &[f64], want: f64) -> bool {
-    !freqs.is_empty()
-        && freqs.iter().filter(|f| (**f - want).abs() < 40.0).count() * 10 >= freqs.len() * 8
+    estrade_engine::synthetic::mostly_at(freqs, want)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

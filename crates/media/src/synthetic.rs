@@ -84,6 +84,17 @@ pub struct PulseAnalyser {
     pub frames: u64,
 }
 
+/// Whether bursts measured at `freqs` are the tone `freq`: the median within 40 Hz and at
+/// least two thirds of them too (a burst cut by a join, a trim or concealment can read off;
+/// someone else's voice reads off on all of them).
+pub fn mostly_at(freqs: &[f64], freq: f64) -> bool {
+    let mut sorted = freqs.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let close = |f: &f64| (f - freq).abs() < 40.0;
+    sorted.get(sorted.len() / 2).is_some_and(close)
+        && sorted.iter().filter(|f| close(f)).count() * 3 >= sorted.len() * 2
+}
+
 const LOUD: u16 = 2_000;
 const HYSTERESIS: i16 = 1_000;
 
@@ -157,6 +168,13 @@ mod tests {
         for f in &analyser.frequencies_hz {
             assert!((f - 440.0).abs() < 15.0, "{f}");
         }
+        assert!(mostly_at(&analyser.frequencies_hz, 440.0));
+        assert!(!mostly_at(&analyser.frequencies_hz, 880.0));
+        assert!(!mostly_at(&[], 440.0));
+        assert!(
+            mostly_at(&[723.0, 877.0, 893.0, 880.0], 880.0),
+            "one cut burst is fine"
+        );
         assert!(analyser.frequencies_hz.len() >= 3);
     }
 }

@@ -1,0 +1,214 @@
+//! `estrade-cli`: Estrade without a window. Joins through the organization's backend
+//! (`--backend --email --session`, password in ESTRADE_PASSWORD) or straight to LiveKit
+//! (`--url` with a token in ESTRADE_TOKEN, or `--api-key`/`--api-secret` to mint one per
+//! bot), publishes a synthetic microphone, sends chat, and prints every event as a JSON
+//! line on stdout (`{"bot": i, "t_ms": …, "event": …}`). `--bots N` runs N participants in
+//! one process, for demos and load tests. Secrets come from the environment, never argv.
+
+mod json;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use estrade_backend::api::SessionId;
+use estrade_backend::{Backend, BackendUrl, Secret};
+use estrade_engine::synthetic::ToneBursts;
+use estrade_engine::{JoinOptions, PulseRecorder, RoomEvent, SessionEvent};
+use serde_json::json;
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Headless Estrade: join, publish synthetic media, print events as JSON lines"
+)]
+struct Args {
+    /// The organization's backend (https://…, or http:// on loopback).
+    #[arg(long, requires_all = ["email", "session"], conflicts_with = "url")]
+    backend: Option<String>,
+    #[arg(long)]
+    email: Option<String>,
+    /// The live session to join (its id in the backend).
+    #[arg(long)]
+    session: Option<String>,
+    #[arg(long, env = "ESTRADE_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// A LiveKit URL, to join without the backend.
+    #[arg(long)]
+    url: Option<String>,
+    #[arg(long, env = "ESTRADE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// With --url: mint a token per bot (identities bot-1…bot-N) instead of ESTRADE_TOKEN.
+    #[arg(long, requires_all = ["api_secret", "room"])]
+    api_key: Option<String>,
+    #[arg(long, env = "ESTRADE_API_SECRET", hide_env_values = true)]
+    api_secret: Option<String>,
+    #[arg(long)]
+    room: Option<String>,
+    /// How many participants to run (more than one needs --api-key).
+    #[arg(long, default_value_t = 1)]
+    bots: usize,
+    /// Publish a synthetic microphone: tone bursts at this frequency (Hz).
+    #[arg(long)]
+    tone: Option<f64>,
+    /// Send this chat message once connected.
+    #[arg(long)]
+    say: Option<String>,
+    /// Leave after this many seconds (default: run until Ctrl-C or the room ends).
+    #[arg(long)]
+    seconds: Option<u64>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let joins = join_options(&args).await?;
+    let started = Instant::now();
+    let bots: Vec<_> = joins
+        .into_iter()
+        .enumerate()
+        .map(|(i, options)| {
+            tokio::spawn(run_bot(
+                i + 1,
+                options,
+                started,
+                args.tone,
+                args.say.clone(),
+                args.seconds,
+            ))
+        })
+        .collect();
+    let mut failed = false;
+    for bot in bots {
+        if let Err(e) = bot.await? {
+            print_line(json!({"event": "error", "error": format!("{e:#}")}));
+            failed = true;
+        }
+    }
+    if failed {
+        bail!("a bot failed");
+    }
+    Ok(())
+}
+
+/// One `JoinOptions` per bot.
+async fn join_options(args: &Args) -> anyhow::Result<Vec<JoinOptions>> {
+    let options = |url: String, token: String| JoinOptions {
+        url,
+        token,
+        audio_output: None,
+    };
+    if let Some(backend) = &args.backend {
+        if args.bots != 1 {
+            bail!("--bots needs --url with --api-key (one backend account is one participant)");
+        }
+        let password = args.password.as_deref().context("set ESTRADE_PASSWORD")?;
+        let backend = Backend::new(BackendUrl::parse(backend)?)?;
+        let user = backend
+            .login(
+                args.email.as_deref().unwrap_or_default(),
+                &Secret::new(password),
+            )
+            .await?;
+        let grant = user
+            .join_session(&SessionId(args.session.clone().unwrap_or_default()))
+            .await?;
+        return Ok(vec![options(grant.url, grant.token)]);
+    }
+    let url = args
+        .url
+        .clone()
+        .context("give --backend (with --email, --session) or --url")?;
+    match (&args.api_key, &args.token) {
+        (Some(key), _) => {
+            let secret = args
+                .api_secret
+                .as_deref()
+                .context("set ESTRADE_API_SECRET")?;
+            let room = args.room.as_deref().unwrap_or_default();
+            (1..=args.bots)
+                .map(|i| {
+                    Ok(options(
+                        url.clone(),
+                        mint(key, secret, room, &format!("bot-{i}"))?,
+                    ))
+                })
+                .collect()
+        }
+        (None, Some(token)) if args.bots == 1 => Ok(vec![options(url, token.clone())]),
+        (None, Some(_)) => bail!("--bots needs --api-key: one token is one participant"),
+        (None, None) => bail!("give a token in ESTRADE_TOKEN, or --api-key and ESTRADE_API_SECRET"),
+    }
+}
+
+fn mint(key: &str, secret: &str, room: &str, identity: &str) -> anyhow::Result<String> {
+    use livekit_api::access_token::{AccessToken, VideoGrants};
+    Ok(AccessToken::with_api_key(key, secret)
+        .with_identity(identity)
+        .with_name(identity)
+        .with_ttl(Duration::from_secs(3600))
+        .with_grants(VideoGrants {
+            room_join: true,
+            room: room.to_owned(),
+            ..Default::default()
+        })
+        .to_jwt()?)
+}
+
+async fn run_bot(
+    bot: usize,
+    mut options: JoinOptions,
+    started: Instant,
+    tone: Option<f64>,
+    say: Option<String>,
+    seconds: Option<u64>,
+) -> anyhow::Result<()> {
+    let recorder = PulseRecorder::default();
+    options.audio_output = Some(std::sync::Arc::new(recorder.clone()));
+    let (room, mut events) = estrade_engine::join(options).await?;
+    if let Some(freq) = tone {
+        room.publish_microphone(ToneBursts::new(freq)).await?;
+    }
+    let stop = tokio::time::sleep(seconds.map_or(Duration::MAX / 4, Duration::from_secs));
+    tokio::pin!(stop);
+    let mut said = say.is_none();
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                let mut line = json::event(&event);
+                line["bot"] = json!(bot);
+                line["t_ms"] = json!(started.elapsed().as_millis() as u64);
+                print_line(line);
+                if !said && matches!(event, RoomEvent::MediaConnected { .. }) {
+                    room.send_chat(say.clone().unwrap_or_default()).await?;
+                    said = true;
+                }
+                if matches!(event, RoomEvent::Session(SessionEvent::Disconnected { .. })) {
+                    break;
+                }
+            }
+            _ = &mut stop => {
+                room.leave().await;
+            }
+            _ = tokio::signal::ctrl_c() => {
+                room.leave().await;
+            }
+        }
+    }
+    for (from, heard) in recorder.all() {
+        let mut latencies = heard.pulses.latencies_ms.clone();
+        latencies.sort_by(f64::total_cmp);
+        print_line(json!({
+            "event": "audio_heard", "bot": bot, "from": from.as_str(),
+            "bursts": latencies.len(),
+            "mouth_to_ear_p50_ms": latencies.get(latencies.len() / 2),
+            "frequencies_hz": heard.pulses.frequencies_hz.iter().map(|f| f.round()).collect::<Vec<_>>(),
+        }));
+    }
+    Ok(())
+}
+
+fn print_line(line: serde_json::Value) {
+    println!("{line}");
+}

@@ -1,0 +1,202 @@
+//! The headless CLI against the real stack: the devserver (in this process) and the test
+//! livekit-server (ESTRADE_LIVEKIT_URL, started by scripts/test.sh).
+
+use std::process::{Command, Output, Stdio};
+
+use estrade_devserver::{Config, seed};
+use serde_json::Value;
+
+fn livekit_url() -> String {
+    std::env::var("ESTRADE_LIVEKIT_URL").unwrap_or_else(|_| "ws://127.0.0.1:7880".into())
+}
+
+fn cli() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_estrade-cli"));
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    c
+}
+
+async fn run(mut command: Command) -> (Output, Vec<Value>) {
+    let child = command.spawn().expect("estrade-cli starts");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    (out, lines)
+}
+
+fn events<'a>(lines: &'a [Value], name: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|l| l["event"] == name).collect()
+}
+
+async fn devserver() -> estrade_devserver::RunningServer {
+    estrade_devserver::spawn(Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        livekit_url: livekit_url(),
+        room_prefix: format!("cli-{}-{}-", std::process::id(), unix_ms()),
+        ..Config::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs livekit-server: scripts/test.sh starts it"]
+async fn two_cli_participants_join_through_the_backend_talk_and_chat() {
+    let server = devserver().await;
+    let live = seed::sessions::LIVE.to_string();
+    let through_backend = |email: &str, extra: &[&str]| {
+        let mut c = cli();
+        c.args([
+            "--backend",
+            &server.url(),
+            "--email",
+            email,
+            "--session",
+            &live,
+        ])
+        .args(["--seconds", "8"])
+        .args(extra)
+        .env("ESTRADE_PASSWORD", seed::DEMO_PASSWORD);
+        c
+    };
+    let trainer = through_backend(
+        seed::DEMO_TRAINER_EMAIL,
+        &["--tone", "440", "--say", "Bonjour de la CLI <b>!</b>"],
+    );
+    let student = through_backend("lea.dubois@estrade.example", &[]);
+    let ((t_out, t_lines), (s_out, s_lines)) = tokio::join!(run(trainer), run(student));
+    assert!(
+        t_out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&t_out.stderr)
+    );
+    assert!(
+        s_out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&s_out.stderr)
+    );
+
+    let joined = events(&t_lines, "joined");
+    let trainer_id = joined[0]["local"]["identity"].as_str().unwrap().to_owned();
+    assert_eq!(events(&t_lines, "local_track_published").len(), 1);
+    let chat = events(&s_lines, "chat_received");
+    assert_eq!(chat.len(), 1, "{s_lines:#?}");
+    assert_eq!(chat[0]["text"], "Bonjour de la CLI <b>!</b>");
+    assert_eq!(chat[0]["from"], trainer_id.as_str());
+    let heard = events(&s_lines, "audio_heard");
+    let from_trainer = heard
+        .iter()
+        .find(|h| h["from"] == trainer_id.as_str())
+        .expect("the student heard the trainer");
+    assert!(
+        from_trainer["bursts"].as_u64().unwrap() >= 5,
+        "{from_trainer}"
+    );
+    let freqs: Vec<f64> = from_trainer["frequencies_hz"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f.as_f64())
+        .collect();
+    assert!(
+        estrade_engine::synthetic::mostly_at(&freqs, 440.0),
+        "{freqs:?}"
+    );
+    for lines in [&t_lines, &s_lines] {
+        let last = events(lines, "disconnected");
+        assert_eq!(last.len(), 1);
+        assert_eq!(last[0]["reason"], "ClientInitiated");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs livekit-server: scripts/test.sh starts it"]
+async fn three_bots_in_one_process_see_each_other() {
+    let room = format!("cli-bots-{}", unix_ms());
+    let mut c = cli();
+    c.args([
+        "--url",
+        &livekit_url(),
+        "--api-key",
+        "devkey",
+        "--room",
+        &room,
+        "--bots",
+        "3",
+        "--seconds",
+        "4",
+    ])
+    .env("ESTRADE_API_SECRET", "secret");
+    let (out, lines) = run(c).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for bot in 1..=3u64 {
+        let mine: Vec<&Value> = lines.iter().filter(|l| l["bot"] == bot).collect();
+        let others_at_join = mine.iter().find(|l| l["event"] == "joined").unwrap()["others"]
+            .as_array()
+            .unwrap()
+            .len();
+        let joined_later = mine
+            .iter()
+            .filter(|l| l["event"] == "participant_joined")
+            .count();
+        assert_eq!(
+            others_at_join + joined_later,
+            2,
+            "bot {bot} sees the two others: {mine:#?}"
+        );
+        assert!(
+            mine.iter().any(|l| l["event"] == "media_connected"),
+            "bot {bot} connected"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_invocations_fail_clearly_without_echoing_secrets() {
+    let (out, _) = run(cli()).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--backend"));
+
+    let mut c = cli();
+    c.args(["--url", "ws://127.0.0.1:9", "--bots", "2"])
+        .env("ESTRADE_TOKEN", "tok-secret-123");
+    let (out, _) = run(c).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--api-key"), "{stderr}");
+    assert!(!stderr.contains("tok-secret-123"));
+
+    let server = devserver().await;
+    let mut c = cli();
+    c.args([
+        "--backend",
+        &server.url(),
+        "--email",
+        seed::DEMO_TRAINER_EMAIL,
+        "--session",
+        "1",
+    ])
+    .env("ESTRADE_PASSWORD", "wrong-password");
+    let (out, _) = run(c).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("wrong-password"), "{stderr}");
+    server.shutdown().await;
+}
