@@ -5,7 +5,12 @@ pub mod audio;
 pub mod jitter;
 mod opus_codec;
 pub mod synthetic;
+pub mod synthetic_video;
+pub mod video;
+mod vp8;
 
 pub use audio::{AudioFrame, AudioSink, AudioSource, FRAME_SAMPLES, SAMPLE_RATE, SourceEnded};
 pub use jitter::{JitterBuffer, JitterStats, Playout};
 pub use opus_codec::{CodecError, MAX_PACKET, OpusDecoder, OpusEncoder};
+pub use video::{I420Frame, VideoSink, VideoSource};
+pub use vp8::{Vp8Decoder, Vp8Encoder};

@@ -1,0 +1,316 @@
+//! VP8 with the system libvpx, set up as WebRTC does for real time: CBR, no lookahead,
+//! error resilient, speed −6, keyframes on request (PLI) rather than on a short timer.
+//! The only `unsafe` of the media crate lives here, around libvpx's C API.
+
+use std::mem::MaybeUninit;
+use std::os::raw::{c_int, c_long, c_ulong};
+use std::ptr;
+
+use vpx_sys as vpx;
+
+use crate::opus_codec::CodecError;
+use crate::video::I420Frame;
+
+fn check(what: &str, err: vpx::vpx_codec_err_t) -> Result<(), CodecError> {
+    if err == vpx::vpx_codec_err_t::VPX_CODEC_OK {
+        Ok(())
+    } else {
+        Err(CodecError::Setup(format!("libvpx {what}: {err:?}")))
+    }
+}
+
+pub struct Vp8Encoder {
+    ctx: Box<vpx::vpx_codec_ctx_t>,
+    width: u32,
+    height: u32,
+    pts: i64,
+}
+
+// The context is only touched through &mut self.
+unsafe impl Send for Vp8Encoder {}
+
+impl Vp8Encoder {
+    pub fn new(width: u32, height: u32, fps: u32, bitrate_kbps: u32) -> Result<Self, CodecError> {
+        // SAFETY: libvpx fills the config; the context is zeroed then initialised by libvpx
+        // and destroyed exactly once in Drop.
+        unsafe {
+            let iface = vpx::vpx_codec_vp8_cx();
+            let mut cfg = MaybeUninit::<vpx::vpx_codec_enc_cfg_t>::zeroed();
+            check(
+                "config",
+                vpx::vpx_codec_enc_config_default(iface, cfg.as_mut_ptr(), 0),
+            )?;
+            let mut cfg = cfg.assume_init();
+            cfg.g_w = width;
+            cfg.g_h = height;
+            cfg.g_timebase = vpx::vpx_rational {
+                num: 1,
+                den: fps.max(1) as c_int,
+            };
+            cfg.g_threads = 1;
+            cfg.g_lag_in_frames = 0;
+            cfg.g_error_resilient = vpx::VPX_ERROR_RESILIENT_DEFAULT;
+            cfg.rc_end_usage = vpx::vpx_rc_mode::VPX_CBR;
+            cfg.rc_target_bitrate = bitrate_kbps;
+            cfg.rc_min_quantizer = 2;
+            cfg.rc_max_quantizer = 56;
+            cfg.rc_undershoot_pct = 100;
+            cfg.rc_overshoot_pct = 15;
+            cfg.rc_buf_initial_sz = 500;
+            cfg.rc_buf_optimal_sz = 600;
+            cfg.rc_buf_sz = 1000;
+            cfg.rc_dropframe_thresh = 0;
+            cfg.kf_mode = vpx::vpx_kf_mode::VPX_KF_AUTO;
+            cfg.kf_max_dist = 3000;
+            let mut ctx: Box<vpx::vpx_codec_ctx_t> = Box::new(MaybeUninit::zeroed().assume_init());
+            check(
+                "encoder init",
+                vpx::vpx_codec_enc_init_ver(
+                    &mut *ctx,
+                    iface,
+                    &cfg,
+                    0,
+                    vpx::VPX_ENCODER_ABI_VERSION as c_int,
+                ),
+            )?;
+            let encoder = Self {
+                ctx,
+                width,
+                height,
+                pts: 0,
+            };
+            let mut encoder = encoder;
+            check(
+                "speed",
+                vpx::vpx_codec_control_(
+                    &mut *encoder.ctx,
+                    vpx::vp8e_enc_control_id::VP8E_SET_CPUUSED as c_int,
+                    -6 as c_int,
+                ),
+            )?;
+            Ok(encoder)
+        }
+    }
+
+    /// Encodes one frame into `out` (cleared first); returns whether it is a keyframe.
+    /// An empty `out` means the encoder produced nothing for this frame.
+    pub fn encode(
+        &mut self,
+        frame: &I420Frame,
+        keyframe: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, CodecError> {
+        if frame.width() != self.width || frame.height() != self.height {
+            return Err(CodecError::Encode(format!(
+                "frame is {}x{}, the encoder {}x{}",
+                frame.width(),
+                frame.height(),
+                self.width,
+                self.height
+            )));
+        }
+        out.clear();
+        let mut key = false;
+        // SAFETY: the image only borrows `frame`'s planes for the duration of the call;
+        // packets are copied out before the next libvpx call.
+        unsafe {
+            let mut img = MaybeUninit::<vpx::vpx_image_t>::zeroed();
+            let wrapped = vpx::vpx_img_wrap(
+                img.as_mut_ptr(),
+                vpx::vpx_img_fmt::VPX_IMG_FMT_I420,
+                self.width,
+                self.height,
+                1,
+                frame.as_bytes().as_ptr().cast_mut(),
+            );
+            if wrapped.is_null() {
+                return Err(CodecError::Encode("vpx_img_wrap refused the frame".into()));
+            }
+            let flags = if keyframe {
+                vpx::VPX_EFLAG_FORCE_KF as c_long
+            } else {
+                0
+            };
+            let err = vpx::vpx_codec_encode(
+                &mut *self.ctx,
+                wrapped,
+                self.pts,
+                1,
+                flags,
+                vpx::VPX_DL_REALTIME as c_ulong,
+            );
+            self.pts += 1;
+            if err != vpx::vpx_codec_err_t::VPX_CODEC_OK {
+                return Err(CodecError::Encode(format!("{err:?}")));
+            }
+            let mut iter: vpx::vpx_codec_iter_t = ptr::null();
+            loop {
+                let pkt = vpx::vpx_codec_get_cx_data(&mut *self.ctx, &mut iter);
+                if pkt.is_null() {
+                    break;
+                }
+                if (*pkt).kind == vpx::vpx_codec_cx_pkt_kind::VPX_CODEC_CX_FRAME_PKT {
+                    let f = (*pkt).data.frame;
+                    out.extend_from_slice(std::slice::from_raw_parts(f.buf as *const u8, f.sz as usize));
+                    key |= f.flags & vpx::VPX_FRAME_IS_KEY != 0;
+                }
+            }
+        }
+        Ok(key)
+    }
+}
+
+impl Drop for Vp8Encoder {
+    fn drop(&mut self) {
+        // SAFETY: initialised in new, destroyed once.
+        unsafe {
+            vpx::vpx_codec_destroy(&mut *self.ctx);
+        }
+    }
+}
+
+pub struct Vp8Decoder {
+    ctx: Box<vpx::vpx_codec_ctx_t>,
+}
+
+unsafe impl Send for Vp8Decoder {}
+
+impl Vp8Decoder {
+    pub fn new() -> Result<Self, CodecError> {
+        // SAFETY: as for the encoder.
+        unsafe {
+            let mut ctx: Box<vpx::vpx_codec_ctx_t> = Box::new(MaybeUninit::zeroed().assume_init());
+            check(
+                "decoder init",
+                vpx::vpx_codec_dec_init_ver(
+                    &mut *ctx,
+                    vpx::vpx_codec_vp8_dx(),
+                    ptr::null(),
+                    0,
+                    vpx::VPX_DECODER_ABI_VERSION as c_int,
+                ),
+            )?;
+            Ok(Self { ctx })
+        }
+    }
+
+    /// Decodes one VP8 frame into `out` (resized if the stream's size changed). `Ok(false)`:
+    /// nothing to show yet.
+    pub fn decode(&mut self, data: &[u8], out: &mut I420Frame) -> Result<bool, CodecError> {
+        // SAFETY: libvpx copies what it needs from `data`; the image it returns stays valid
+        // until the next decode call, and is copied out before that.
+        unsafe {
+            let err = vpx::vpx_codec_decode(
+                &mut *self.ctx,
+                data.as_ptr(),
+                data.len() as u32,
+                ptr::null_mut(),
+                0,
+            );
+            if err != vpx::vpx_codec_err_t::VPX_CODEC_OK {
+                return Err(CodecError::Decode(format!("{err:?}")));
+            }
+            let mut iter: vpx::vpx_codec_iter_t = ptr::null();
+            let img = vpx::vpx_codec_get_frame(&mut *self.ctx, &mut iter);
+            if img.is_null() {
+                return Ok(false);
+            }
+            let img = &*img;
+            let (w, h) = (img.d_w, img.d_h);
+            if out.width() != w || out.height() != h {
+                *out = I420Frame::new(w, h);
+            }
+            let (w, h) = (out.width() as usize, out.height() as usize);
+            let dst = out.as_bytes_mut();
+            let (dy, rest) = dst.split_at_mut(w * h);
+            let (du, dv) = rest.split_at_mut(w * h / 4);
+            for (plane, dst, pw, ph) in
+                [(0, dy, w, h), (1, du, w / 2, h / 2), (2, dv, w / 2, h / 2)]
+            {
+                let stride = img.stride[plane] as usize;
+                for row in 0..ph {
+                    let src = std::slice::from_raw_parts(
+                        img.planes[plane].add(row * stride),
+                        pw.min(stride),
+                    );
+                    dst[row * pw..row * pw + src.len()].copy_from_slice(src);
+                }
+            }
+            Ok(true)
+        }
+    }
+}
+
+impl Drop for Vp8Decoder {
+    fn drop(&mut self) {
+        // SAFETY: initialised in new, destroyed once.
+        unsafe {
+            vpx::vpx_codec_destroy(&mut *self.ctx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::synthetic_video::{VideoStamp, draw, read};
+
+    #[test]
+    fn stamps_survive_vp8_at_720p_and_180p_and_garbage_is_an_error() {
+        for (w, h, kbps) in [(1280, 720, 1_500), (640, 360, 500), (320, 180, 150)] {
+            let mut enc = Vp8Encoder::new(w, h, 30, kbps).unwrap();
+            let mut dec = Vp8Decoder::new().unwrap();
+            let (mut frame, mut shown, mut packet) =
+                (I420Frame::new(w, h), I420Frame::new(2, 2), Vec::new());
+            let (mut enc_t, mut dec_t, mut bytes, mut read_ok) = (0.0, 0.0, 0usize, 0);
+            for n in 0..60u32 {
+                draw(
+                    &mut frame,
+                    VideoStamp {
+                        frame: n,
+                        captured_unix_ms: 1_000 + u64::from(n) * 33,
+                    },
+                );
+                let t = Instant::now();
+                let key = enc.encode(&frame, n == 0, &mut packet).unwrap();
+                enc_t += t.elapsed().as_secs_f64();
+                assert_eq!(key, n == 0, "keyframes only on request");
+                bytes += packet.len();
+                let t = Instant::now();
+                assert!(dec.decode(&packet, &mut shown).unwrap());
+                dec_t += t.elapsed().as_secs_f64();
+                if read(&shown)
+                    == Some(VideoStamp {
+                        frame: n,
+                        captured_unix_ms: 1_000 + u64::from(n) * 33,
+                    })
+                {
+                    read_ok += 1;
+                }
+            }
+            eprintln!(
+                "VP8 {w}x{h} @ {kbps} kb/s: encode {:.1} ms/frame, decode {:.1} ms/frame, {} kb/s out, {read_ok}/60 stamps read",
+                enc_t * 1000.0 / 60.0,
+                dec_t * 1000.0 / 60.0,
+                bytes * 8 * 30 / 60 / 1000
+            );
+            assert!(read_ok >= 57, "{w}x{h}: only {read_ok}/60 stamps survived");
+            assert_eq!((shown.width(), shown.height()), (w, h));
+        }
+        let mut dec = Vp8Decoder::new().unwrap();
+        let mut out = I420Frame::new(2, 2);
+        assert!(
+            dec.decode(&[0x9d, 0x01, 0x2a, 0xff, 0xff], &mut out)
+                .is_err(),
+            "garbage is an error"
+        );
+        assert!(
+            Vp8Encoder::new(640, 360, 30, 500)
+                .unwrap()
+                .encode(&I420Frame::new(320, 180), false, &mut Vec::new())
+                .is_err()
+        );
+    }
+}
