@@ -50,6 +50,7 @@ async fn the_python_sdk_and_estrade_hear_each_other_and_chat() {
         url: grant.url,
         token: grant.token,
         audio_output: Some(Arc::new(heard.clone())),
+        video_output: None,
     })
     .await
     .expect("join");

@@ -26,6 +26,7 @@ async fn join_as(
         url: grant.url,
         token: grant.token,
         audio_output: Some(Arc::new(heard.clone())),
+        video_output: None,
     })
     .await
     .expect("join");

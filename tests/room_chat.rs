@@ -22,6 +22,7 @@ async fn join_as(backend: &Backend, email: &str) -> (Room, RoomEvents) {
         url: grant.url,
         token: grant.token,
         audio_output: None,
+        video_output: None,
     })
     .await
     .expect("join")
@@ -166,6 +167,7 @@ async fn an_expired_token_fails_with_the_servers_reason() {
         url: url.clone(),
         token: expired.clone(),
         audio_output: None,
+        video_output: None,
     })
     .await
     .expect_err("an expired token cannot join");
@@ -184,6 +186,7 @@ async fn an_expired_token_fails_with_the_servers_reason() {
         url,
         token: "not-a-jwt".into(),
         audio_output: None,
+        video_output: None,
     })
     .await
     .expect_err("garbage is refused");

@@ -28,6 +28,7 @@ async fn join_as(
         url: grant.url,
         token: grant.token,
         audio_output: heard.map(|h| Arc::new(h) as Arc<dyn AudioOutput>),
+        video_output: None,
     })
     .await
     .expect("join");

@@ -130,6 +130,7 @@ async fn join(grant: &Grant, output: Option<PulseRecorder>) -> anyhow::Result<(R
         url: grant.url.clone(),
         token: grant.token.clone(),
         audio_output: output.map(|o| Arc::new(o) as Arc<dyn estrade_engine::AudioOutput>),
+        video_output: None,
     })
     .await?)
 }

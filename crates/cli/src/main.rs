@@ -97,6 +97,7 @@ async fn join_options(args: &Args) -> anyhow::Result<Vec<JoinOptions>> {
         url,
         token,
         audio_output: None,
+        video_output: None,
     };
     if let Some(backend) = &args.backend {
         if args.bots != 1 {

@@ -9,7 +9,7 @@ use estrade_media::{
     AudioFrame, AudioSink, AudioSource, FRAME_SAMPLES, JitterBuffer, MAX_PACKET, OpusDecoder,
     OpusEncoder, Playout,
 };
-use estrade_rtc::{LocalAudioTrack, RemoteTrack};
+use estrade_rtc::{LocalTrack, RemoteTrack};
 use estrade_session::{ParticipantIdentity, TrackSid};
 use tokio::sync::watch;
 
@@ -32,7 +32,7 @@ pub(crate) enum PumpEnd {
 /// or the track is unpublished (the sender side of `enabled` is dropped).
 pub(crate) async fn pump_microphone(
     mut source: impl AudioSource,
-    track: LocalAudioTrack,
+    track: LocalTrack,
     mut enabled: watch::Receiver<bool>,
 ) -> PumpEnd {
     let mut encoder = match OpusEncoder::new() {

@@ -8,11 +8,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use estrade_rtc::{
-    ConnectionState, LocalAudioTrack, MediaKind, PeerConnections, RemoteTrack, RtcEvent, Target,
+    ConnectionState, LocalTrack, MediaKind, PeerConnections, RemoteTrack, RtcEvent, Target,
 };
 use estrade_session::{
     ChatError, ChatMessage, ParticipantSid, RtcCommand, Session, SessionEvent, SessionState,
-    SignalTarget, TrackKind, TrackRequest, TrackSid, TrackSource,
+    SignalTarget, TrackKind, TrackSid, TrackSource,
 };
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -22,18 +22,22 @@ use crate::audio::{self, AudioOutput};
 use crate::events::RoomEvent;
 use crate::room::CommandError;
 use crate::signal::Ws;
+use crate::video::{self, VideoOutput};
 
 /// Closing the socket politely must not hold the room open.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(crate) enum Command {
-    PublishMicrophone {
-        reply: oneshot::Sender<Result<(LocalAudioTrack, watch::Receiver<bool>), CommandError>>,
+    Publish {
+        what: Publishing,
+        reply: oneshot::Sender<Result<(LocalTrack, watch::Receiver<bool>), CommandError>>,
     },
-    UnpublishMicrophone {
+    Unpublish {
+        source: TrackSource,
         reply: oneshot::Sender<Result<(), CommandError>>,
     },
-    SetMicrophoneEnabled {
+    SetEnabled {
+        source: TrackSource,
         enabled: bool,
         reply: oneshot::Sender<Result<(), CommandError>>,
     },
@@ -71,25 +75,34 @@ pub(crate) struct Driver {
     /// Who waits for the leave to finish.
     leaving: Vec<oneshot::Sender<()>>,
     audio_output: Option<Arc<dyn AudioOutput>>,
-    microphone: Option<Microphone>,
+    video_output: Option<Arc<dyn VideoOutput>>,
+    /// Our microphone and camera, when published.
+    published: Vec<Publication>,
     /// The engine's own events, emitted (in order, waiting if need be) on the next flush.
     pending: VecDeque<RoomEvent>,
 }
 
-struct Microphone {
-    cid: String,
-    track: LocalAudioTrack,
-    /// Known once the server accepted the AddTrackRequest.
-    sid: Option<TrackSid>,
-    enabled: watch::Sender<bool>,
+/// What to publish.
+pub(crate) enum Publishing {
+    Microphone,
+    Camera { width: u32, height: u32 },
 }
 
+pub(crate) struct Publication {
+    pub source: TrackSource,
+    pub cid: String,
+    pub track: LocalTrack,
+    /// Known once the server accepted the AddTrackRequest.
+    pub sid: Option<TrackSid>,
+    pub enabled: watch::Sender<bool>,
+}
 impl Driver {
     pub(crate) fn new(
         joined: Joined,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<RoomEvent>,
         audio_output: Option<Arc<dyn AudioOutput>>,
+        video_output: Option<Arc<dyn VideoOutput>>,
     ) -> Self {
         Self {
             started: joined.started,
@@ -105,7 +118,8 @@ impl Driver {
             media_connected: false,
             leaving: Vec::new(),
             audio_output,
-            microphone: None,
+            video_output,
+            published: Vec::new(),
             pending: VecDeque::new(),
         }
     }
@@ -141,24 +155,18 @@ impl Driver {
 
     async fn handle_command(&mut self, command: Command) {
         match command {
-            Command::PublishMicrophone { reply } => {
-                let _ = reply.send(self.publish_microphone().await);
+            Command::Publish { what, reply } => {
+                let _ = reply.send(self.publish(what).await);
             }
-            Command::UnpublishMicrophone { reply } => {
-                let _ = reply.send(self.unpublish_microphone().await);
+            Command::Unpublish { source, reply } => {
+                let _ = reply.send(self.unpublish(source).await);
             }
-            Command::SetMicrophoneEnabled { enabled, reply } => {
-                let result = match &self.microphone {
-                    None => Err(CommandError::NotPublished),
-                    Some(mic) => {
-                        mic.enabled.send_replace(enabled);
-                        if let Some(sid) = &mic.sid {
-                            self.session.set_track_muted(sid, !enabled);
-                        }
-                        Ok(())
-                    }
-                };
-                let _ = reply.send(result);
+            Command::SetEnabled {
+                source,
+                enabled,
+                reply,
+            } => {
+                let _ = reply.send(self.set_enabled(source, enabled));
             }
             Command::SendChat { text, reply } => {
                 let id = new_stream_id();
@@ -169,51 +177,6 @@ impl Driver {
                 self.session.leave();
             }
         }
-    }
-
-    async fn publish_microphone(
-        &mut self,
-    ) -> Result<(LocalAudioTrack, watch::Receiver<bool>), CommandError> {
-        if self.microphone.is_some() {
-            return Err(CommandError::AlreadyPublished);
-        }
-        let cid = format!("mic-{}", new_stream_id());
-        self.session.publish_track(TrackRequest {
-            cid: cid.clone(),
-            name: "microphone".into(),
-            kind: TrackKind::Audio,
-            source: TrackSource::Microphone,
-            width: 0,
-            height: 0,
-            muted: false,
-        })?;
-        let track = self
-            .pcs
-            .add_audio_track(&cid, "microphone")
-            .await
-            .map_err(|e| CommandError::Media(e.to_string()))?;
-        self.session.renegotiate_publisher();
-        let (enabled, enabled_rx) = watch::channel(true);
-        self.microphone = Some(Microphone {
-            cid,
-            track: track.clone(),
-            sid: None,
-            enabled,
-        });
-        Ok((track, enabled_rx))
-    }
-
-    /// Takes the microphone off the publisher PC and renegotiates: the server ends the track
-    /// when its m-line goes inactive (there is no signal message for it). Dropping the
-    /// `enabled` sender stops the microphone task.
-    async fn unpublish_microphone(&mut self) -> Result<(), CommandError> {
-        let mic = self.microphone.take().ok_or(CommandError::NotPublished)?;
-        self.pcs
-            .remove_track(&mic.track)
-            .await
-            .map_err(|e| CommandError::Media(e.to_string()))?;
-        self.session.renegotiate_publisher();
-        Ok(())
     }
 
     fn handle_signal(&mut self, message: Option<Result<Message, tungstenite::Error>>) {
@@ -288,10 +251,14 @@ impl Driver {
             track: sid.clone(),
             kind,
         });
-        match (&self.audio_output, kind, identity) {
-            (Some(output), TrackKind::Audio, Some(identity)) => {
+        match (&self.audio_output, &self.video_output, kind, identity) {
+            (Some(output), _, TrackKind::Audio, Some(identity)) => {
                 let sink = output.open(&identity, &sid);
                 tokio::spawn(audio::play_remote_audio(track, sink));
+            }
+            (_, Some(output), TrackKind::Video, Some(identity)) => {
+                let sink = output.open(&identity, &sid);
+                tokio::spawn(video::play_remote_video(track, sink));
             }
             // Nobody to play it to (or video, not decoded yet): read and discard so the
             // stack's buffers do not fill up.
@@ -386,13 +353,8 @@ impl Driver {
             self.emit(event).await;
         }
         while let Some(event) = self.session.poll_event() {
-            if let SessionEvent::LocalTrackPublished { cid, track } = &event
-                && let Some(mic) = self.microphone.as_mut().filter(|m| &m.cid == cid)
-            {
-                mic.sid = Some(track.sid.clone());
-                if !*mic.enabled.borrow() {
-                    self.session.set_track_muted(&track.sid, true);
-                }
+            if let SessionEvent::LocalTrackPublished { cid, track } = &event {
+                self.local_track_published(cid, &track.sid);
             }
             self.emit(RoomEvent::Session(event)).await;
         }
@@ -438,3 +400,6 @@ fn new_stream_id() -> String {
         &hex[20..32]
     )
 }
+
+#[path = "publish.rs"]
+mod publish;

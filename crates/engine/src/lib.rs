@@ -15,13 +15,18 @@ mod ice;
 mod recorder;
 mod room;
 mod signal;
+mod video;
 
 pub use audio::{AudioOutput, PlayoutStats};
-pub use estrade_media::{AudioFrame, AudioSink, AudioSource, synthetic};
+pub use estrade_media::{
+    AudioFrame, AudioSink, AudioSource, I420Frame, VideoSink, VideoSource, synthetic,
+    synthetic_video,
+};
 pub use events::RoomEvent;
 pub use recorder::{Heard, PulseRecorder};
 pub use room::{CommandError, JoinError, JoinOptions, Room, RoomEvents, join};
 pub use signal::ConnectError;
+pub use video::{CameraSettings, VideoOutput, VideoStats};
 
 pub use estrade_session::{
     ChatError, ChatMessage, ConnectionQuality, DisconnectReason, LeaveAction, Participant,

@@ -4,20 +4,22 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use estrade_media::AudioSource;
+use estrade_media::{AudioSource, VideoSource};
 use estrade_rtc::{PeerConnections, RtcConfig, RtcError};
 use estrade_session::{
     ChatError, ChatMessage, DisconnectReason, PublishError, Session, SessionEvent, SessionState,
+    TrackSource,
 };
 use futures_util::StreamExt as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::audio::{self, AudioOutput};
-use crate::driver::{Command, Driver, Joined};
+use crate::driver::{Command, Driver, Joined, Publishing};
 use crate::events::RoomEvent;
 use crate::ice;
 use crate::signal::{self, ConnectError};
+use crate::video::{self, CameraSettings, VideoOutput};
 
 /// The server must answer the upgrade with a JoinResponse within this.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,6 +39,8 @@ pub struct JoinOptions {
     pub token: String,
     /// Where remote microphones play; `None`: they are received but not decoded.
     pub audio_output: Option<Arc<dyn AudioOutput>>,
+    /// Where remote cameras show; `None`: they are received but not decoded.
+    pub video_output: Option<Arc<dyn VideoOutput>>,
 }
 
 impl std::fmt::Debug for JoinOptions {
@@ -45,6 +49,7 @@ impl std::fmt::Debug for JoinOptions {
             .field("url", &self.url)
             .field("token", &"<redacted>")
             .field("audio_output", &self.audio_output.is_some())
+            .field("video_output", &self.video_output.is_some())
             .finish()
     }
 }
@@ -78,9 +83,9 @@ pub enum CommandError {
     /// The role may not publish this, or the room is not connected.
     #[error(transparent)]
     Publish(#[from] PublishError),
-    #[error("the microphone is already published")]
+    #[error("this source is already published")]
     AlreadyPublished,
-    #[error("the microphone is not published")]
+    #[error("this source is not published")]
     NotPublished,
     #[error("the media stack failed: {0}")]
     Media(String),
@@ -160,6 +165,7 @@ pub async fn join(options: JoinOptions) -> Result<(Room, RoomEvents), JoinError>
         commands_rx,
         events_tx,
         options.audio_output.clone(),
+        options.video_output.clone(),
     );
     tokio::spawn(driver.run());
     Ok((Room { commands }, events))
@@ -182,9 +188,7 @@ impl Room {
     /// that may not publish a microphone gets [`PublishError::NotAllowed`] and nothing is
     /// sent. The track's sid arrives as `LocalTrackPublished`.
     pub async fn publish_microphone(&self, source: impl AudioSource) -> Result<(), CommandError> {
-        let (reply, answer) = oneshot::channel();
-        self.command(Command::PublishMicrophone { reply }).await?;
-        let (track, enabled) = answer.await.map_err(|_| CommandError::Closed)??;
+        let (track, enabled) = self.publish(Publishing::Microphone).await?;
         tokio::spawn(async move {
             let end = audio::pump_microphone(source, track, enabled).await;
             tracing::info!(?end, "microphone stopped");
@@ -192,19 +196,69 @@ impl Room {
         Ok(())
     }
 
+    /// Publishes a camera whose frames come from `source`, as VP8 at `settings`. A role that
+    /// may not publish a camera (a student) gets [`PublishError::NotAllowed`].
+    pub async fn publish_camera(
+        &self,
+        source: impl VideoSource,
+        settings: CameraSettings,
+    ) -> Result<(), CommandError> {
+        let (track, enabled) = self
+            .publish(Publishing::Camera {
+                width: settings.width,
+                height: settings.height,
+            })
+            .await?;
+        tokio::spawn(async move {
+            let end = video::pump_camera(source, settings, track, enabled).await;
+            tracing::info!(?end, "camera stopped");
+        });
+        Ok(())
+    }
+
     /// Stops publishing the microphone (renegotiation; the others see the track go).
     pub async fn unpublish_microphone(&self) -> Result<(), CommandError> {
-        let (reply, answer) = oneshot::channel();
-        self.command(Command::UnpublishMicrophone { reply }).await?;
-        answer.await.map_err(|_| CommandError::Closed)?
+        self.unpublish(TrackSource::Microphone).await
+    }
+
+    pub async fn unpublish_camera(&self) -> Result<(), CommandError> {
+        self.unpublish(TrackSource::Camera).await
     }
 
     /// Mutes (false) or unmutes the published microphone: nothing is sent while muted and
     /// the others see the track muted. No renegotiation.
     pub async fn set_microphone_enabled(&self, enabled: bool) -> Result<(), CommandError> {
+        self.set_enabled(TrackSource::Microphone, enabled).await
+    }
+
+    /// Turns the published camera off (muted, nothing sent) or back on (keyframe first).
+    pub async fn set_camera_enabled(&self, enabled: bool) -> Result<(), CommandError> {
+        self.set_enabled(TrackSource::Camera, enabled).await
+    }
+
+    async fn publish(
+        &self,
+        what: Publishing,
+    ) -> Result<(estrade_rtc::LocalTrack, tokio::sync::watch::Receiver<bool>), CommandError> {
         let (reply, answer) = oneshot::channel();
-        self.command(Command::SetMicrophoneEnabled { enabled, reply })
-            .await?;
+        self.command(Command::Publish { what, reply }).await?;
+        answer.await.map_err(|_| CommandError::Closed)?
+    }
+
+    async fn unpublish(&self, source: TrackSource) -> Result<(), CommandError> {
+        let (reply, answer) = oneshot::channel();
+        self.command(Command::Unpublish { source, reply }).await?;
+        answer.await.map_err(|_| CommandError::Closed)?
+    }
+
+    async fn set_enabled(&self, source: TrackSource, enabled: bool) -> Result<(), CommandError> {
+        let (reply, answer) = oneshot::channel();
+        self.command(Command::SetEnabled {
+            source,
+            enabled,
+            reply,
+        })
+        .await?;
         answer.await.map_err(|_| CommandError::Closed)?
     }
 

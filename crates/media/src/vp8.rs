@@ -151,7 +151,10 @@ impl Vp8Encoder {
                 }
                 if (*pkt).kind == vpx::vpx_codec_cx_pkt_kind::VPX_CODEC_CX_FRAME_PKT {
                     let f = (*pkt).data.frame;
-                    out.extend_from_slice(std::slice::from_raw_parts(f.buf as *const u8, f.sz as usize));
+                    out.extend_from_slice(std::slice::from_raw_parts(
+                        f.buf as *const u8,
+                        f.sz as usize,
+                    ));
                     key |= f.flags & vpx::VPX_FRAME_IS_KEY != 0;
                 }
             }

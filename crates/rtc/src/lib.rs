@@ -9,7 +9,7 @@
 mod media;
 mod peer;
 
-pub use media::{LocalAudioTrack, MediaKind, RemoteTrack, RtpPacket};
+pub use media::{LocalTrack, MediaKind, RemoteTrack, RemoteVideoFrames, RtpPacket};
 
 pub use peer::{
     ConnectionState, IceServer, PeerConnections, RtcConfig, RtcError, RtcEvent, Target,

@@ -140,11 +140,12 @@ impl PeerConnections {
             watch(pc, target, events.clone());
         }
         let tx = events.clone();
+        let pc = Arc::downgrade(&subscriber);
         subscriber.on_track(Box::new(move |track, _receiver, _transceiver| {
-            let tx = tx.clone();
+            let (tx, pc) = (tx.clone(), pc.clone());
             Box::pin(async move {
                 let _ = tx
-                    .send(RtcEvent::TrackReceived(RemoteTrack::new(track)))
+                    .send(RtcEvent::TrackReceived(RemoteTrack::new(track, pc)))
                     .await;
             })
         }));

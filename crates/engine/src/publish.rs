@@ -1,0 +1,108 @@
+//! Our publications: microphone and camera. Publishing sends an AddTrackRequest (the session
+//! checks the token's sources first: a student's camera is a typed error and nothing is
+//! sent), adds a sendonly track and renegotiates; muting sends a MuteTrackRequest and stops
+//! the media without renegotiation; unpublishing removes the track and renegotiates.
+
+use estrade_rtc::LocalTrack;
+use estrade_session::{TrackKind, TrackRequest, TrackSid, TrackSource};
+use tokio::sync::watch;
+
+use super::{Driver, Publication, Publishing, new_stream_id};
+use crate::room::CommandError;
+
+impl Driver {
+    pub(super) async fn publish(
+        &mut self,
+        what: Publishing,
+    ) -> Result<(LocalTrack, watch::Receiver<bool>), CommandError> {
+        let (source, kind, name, width, height) = match what {
+            Publishing::Microphone => (
+                TrackSource::Microphone,
+                TrackKind::Audio,
+                "microphone",
+                0,
+                0,
+            ),
+            Publishing::Camera { width, height } => (
+                TrackSource::Camera,
+                TrackKind::Video,
+                "camera",
+                width,
+                height,
+            ),
+        };
+        if self.published.iter().any(|p| p.source == source) {
+            return Err(CommandError::AlreadyPublished);
+        }
+        let cid = format!("{name}-{}", new_stream_id());
+        self.session.publish_track(TrackRequest {
+            cid: cid.clone(),
+            name: name.into(),
+            kind,
+            source,
+            width,
+            height,
+            muted: false,
+        })?;
+        let added = match kind {
+            TrackKind::Audio => self.pcs.add_audio_track(&cid, "estrade").await,
+            TrackKind::Video => self.pcs.add_vp8_track(&cid, "estrade").await,
+        };
+        let track = added.map_err(|e| CommandError::Media(e.to_string()))?;
+        self.session.renegotiate_publisher();
+        let (enabled, enabled_rx) = watch::channel(true);
+        self.published.push(Publication {
+            source,
+            cid,
+            track: track.clone(),
+            sid: None,
+            enabled,
+        });
+        Ok((track, enabled_rx))
+    }
+
+    /// Takes the track off the publisher PC and renegotiates: the server ends it when its
+    /// m-line goes inactive (there is no signal message for it). Dropping the `enabled`
+    /// sender stops the media task.
+    pub(super) async fn unpublish(&mut self, source: TrackSource) -> Result<(), CommandError> {
+        let at = self
+            .published
+            .iter()
+            .position(|p| p.source == source)
+            .ok_or(CommandError::NotPublished)?;
+        let publication = self.published.remove(at);
+        self.pcs
+            .remove_track(&publication.track)
+            .await
+            .map_err(|e| CommandError::Media(e.to_string()))?;
+        self.session.renegotiate_publisher();
+        Ok(())
+    }
+
+    pub(super) fn set_enabled(
+        &mut self,
+        source: TrackSource,
+        enabled: bool,
+    ) -> Result<(), CommandError> {
+        let publication = self
+            .published
+            .iter()
+            .find(|p| p.source == source)
+            .ok_or(CommandError::NotPublished)?;
+        publication.enabled.send_replace(enabled);
+        if let Some(sid) = &publication.sid {
+            self.session.set_track_muted(sid, !enabled);
+        }
+        Ok(())
+    }
+
+    /// The server accepted one of ours: remember its sid (a mute before this is sent now).
+    pub(super) fn local_track_published(&mut self, cid: &str, sid: &TrackSid) {
+        if let Some(p) = self.published.iter_mut().find(|p| p.cid == cid) {
+            p.sid = Some(sid.clone());
+            if !*p.enabled.borrow() {
+                self.session.set_track_muted(sid, true);
+            }
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Video through the engine, livekit-server and real WebRTC: the trainer and the co-trainer
+//! publish the stamped test pattern (VP8, 640×360 at 30 fps) and each receives the other's:
+//! frames decode at the right size with increasing frame counters, and the capture stamp
+//! gives glass-to-glass latency. Turning a camera off shows as muted and stops the frames;
+//! back on, frames resume from a keyframe. A student's camera is a typed error.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{devserver, join_grant};
+use estrade_backend::Backend;
+use estrade_devserver::{Config, seed};
+use estrade_engine::synthetic::unix_us_now;
+use estrade_engine::synthetic_video::{TestPattern, read};
+use estrade_engine::{
+    CameraSettings, CommandError, I420Frame, JoinOptions, ParticipantIdentity, PublishError, Room,
+    RoomEvent, RoomEvents, SessionEvent, TrackSid, TrackSource, VideoOutput, VideoSink,
+};
+
+#[derive(Debug, Default, Clone)]
+struct Seen {
+    frames: Vec<u32>,
+    glass_to_glass_ms: Vec<f64>,
+    sizes: Vec<(u32, u32)>,
+    unreadable: usize,
+}
+
+#[derive(Clone, Default)]
+struct Screen(Arc<Mutex<Seen>>);
+
+impl VideoOutput for Screen {
+    fn open(&self, _: &ParticipantIdentity, _: &TrackSid) -> Box<dyn VideoSink> {
+        Box::new(self.clone())
+    }
+}
+
+impl VideoSink for Screen {
+    fn show(&mut self, frame: &I420Frame, _at: Instant) {
+        let now_ms = unix_us_now() / 1000;
+        let mut seen = self.0.lock().unwrap();
+        seen.sizes.push((frame.width(), frame.height()));
+        match read(frame) {
+            Some(stamp) => {
+                seen.frames.push(stamp.frame);
+                seen.glass_to_glass_ms
+                    .push((now_ms & 0xff_ffff_ffff).wrapping_sub(stamp.captured_unix_ms) as f64);
+            }
+            None => seen.unreadable += 1,
+        }
+    }
+}
+
+impl Screen {
+    fn seen(&self) -> Seen {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+const CAMERA: CameraSettings = CameraSettings {
+    width: 640,
+    height: 360,
+    fps: 30,
+    bitrate_kbps: 600,
+};
+
+async fn join_as(backend: &Backend, email: &str) -> (Room, RoomEvents, Screen) {
+    let grant = join_grant(backend, email).await;
+    let screen = Screen::default();
+    let (room, events) = estrade_engine::join(JoinOptions {
+        url: grant.url,
+        token: grant.token,
+        audio_output: None,
+        video_output: Some(Arc::new(screen.clone())),
+    })
+    .await
+    .expect("join");
+    (room, events, screen)
+}
+
+async fn wait_for<T>(
+    events: &mut RoomEvents,
+    what: &str,
+    mut pick: impl FnMut(&RoomEvent) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(e)) => {
+                if let Some(t) = pick(&e) {
+                    return t;
+                }
+            }
+            Ok(None) => panic!("the room ended before {what}"),
+            Err(_) => panic!("timed out waiting for {what}"),
+        }
+    }
+}
+
+fn p50(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs livekit-server: scripts/test.sh starts it"]
+async fn trainer_and_co_trainer_see_each_other_and_camera_off_propagates() {
+    let (devserver, backend) = devserver(Config::default()).await;
+    let (claire, mut claire_events, claire_screen) =
+        join_as(&backend, seed::DEMO_TRAINER_EMAIL).await;
+    let (karim, mut karim_events, karim_screen) =
+        join_as(&backend, "karim.benali@estrade.example").await;
+    let (lea, _lea_events, _) = join_as(&backend, "lea.dubois@estrade.example").await;
+
+    assert_eq!(
+        lea.publish_camera(TestPattern::new(640, 360, 30), CAMERA)
+            .await,
+        Err(CommandError::Publish(PublishError::NotAllowed(
+            TrackSource::Camera
+        ))),
+        "a student's camera is refused before anything is sent"
+    );
+
+    claire
+        .publish_camera(TestPattern::new(640, 360, 30), CAMERA)
+        .await
+        .unwrap();
+    karim
+        .publish_camera(TestPattern::new(640, 360, 30), CAMERA)
+        .await
+        .unwrap();
+    let claire_track = wait_for(
+        &mut claire_events,
+        "Claire's camera published",
+        |e| match e {
+            RoomEvent::Session(SessionEvent::LocalTrackPublished { track, .. }) => {
+                Some(track.sid.clone())
+            }
+            _ => None,
+        },
+    )
+    .await;
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for (who, screen) in [
+        ("Karim sees Claire", &karim_screen),
+        ("Claire sees Karim", &claire_screen),
+    ] {
+        let seen = screen.seen();
+        eprintln!(
+            "{who}: {} frames shown ({} unreadable), glass-to-glass p50 {:.1} ms, first/last frame {:?}/{:?}",
+            seen.frames.len(),
+            seen.unreadable,
+            p50(&seen.glass_to_glass_ms),
+            seen.frames.first(),
+            seen.frames.last()
+        );
+        assert!(
+            seen.frames.len() >= 60,
+            "{who}: too few frames in 5 s: {}",
+            seen.frames.len()
+        );
+        assert!(
+            seen.frames.windows(2).all(|w| w[1] > w[0]),
+            "{who}: frames out of order"
+        );
+        assert!(
+            seen.sizes.iter().all(|s| *s == (640, 360)),
+            "{who}: wrong size"
+        );
+        assert!(
+            seen.unreadable * 10 <= seen.frames.len(),
+            "{who}: garbled pictures"
+        );
+    }
+
+    // Camera off: Karim sees it muted and no more frames; back on, they resume.
+    claire.set_camera_enabled(false).await.unwrap();
+    wait_for(&mut karim_events, "Claire's camera muted", |e| match e {
+        RoomEvent::Session(SessionEvent::TrackMuted { track, .. }) if *track == claire_track => {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = karim_screen.seen().frames.len();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        karim_screen.seen().frames.len(),
+        before,
+        "a camera that is off sends nothing"
+    );
+    claire.set_camera_enabled(true).await.unwrap();
+    wait_for(&mut karim_events, "Claire's camera back", |e| match e {
+        RoomEvent::Session(SessionEvent::TrackUnmuted { track, .. }) if *track == claire_track => {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        karim_screen.seen().frames.len() >= before + 20,
+        "frames resume after the camera is back on"
+    );
+
+    for room in [&claire, &karim, &lea] {
+        room.leave().await;
+    }
+    devserver.shutdown().await;
+}
