@@ -43,6 +43,7 @@ fn near(freqs: &[f64], want: f64) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs livekit-server and the Python SDK: scripts/test.sh provides both"]
 async fn the_python_sdk_and_estrade_hear_each_other_and_chat() {
+    let _turn = common::one_at_a_time().await;
     let (devserver, backend) = devserver(Config::default()).await;
     let heard = PulseRecorder::default();
     let grant = join_grant(&backend, seed::DEMO_TRAINER_EMAIL).await;
@@ -162,6 +163,116 @@ async fn the_python_sdk_and_estrade_hear_each_other_and_chat() {
     assert!(
         near(&theirs.frequencies_hz, 880.0),
         "we heard the wrong tone: {theirs:?}"
+    );
+
+    room.leave().await;
+    devserver.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs livekit-server and the Python SDK: scripts/test.sh provides both"]
+async fn the_python_sdk_and_estrade_see_each_others_cameras() {
+    use estrade_engine::synthetic_video::TestPattern;
+    use estrade_engine::{CameraSettings, FrameRecorder};
+    let _turn = common::one_at_a_time().await;
+
+    let (devserver, backend) = devserver(Config::default()).await;
+    let screen = FrameRecorder::default();
+    let grant = join_grant(&backend, seed::DEMO_TRAINER_EMAIL).await;
+    let (room, _events) = estrade_engine::join(JoinOptions {
+        url: grant.url,
+        token: grant.token,
+        audio_output: None,
+        video_output: Some(Arc::new(screen.clone())),
+    })
+    .await
+    .expect("join");
+    let settings = CameraSettings {
+        width: 640,
+        height: 360,
+        fps: 30,
+        bitrate_kbps: 600,
+    };
+    room.publish_camera(TestPattern::new(640, 360, 30), settings)
+        .await
+        .unwrap();
+
+    // The co-trainer may publish a camera: the Python peer joins as Karim.
+    let karim = join_grant(&backend, "karim.benali@estrade.example").await;
+    let python_identity = ParticipantIdentity(karim.identity.0.clone());
+    let peer = Command::new(python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/interop/peer.py"
+        ))
+        .args(["--video", "--seconds", "9"])
+        .env("LK_URL", &karim.url)
+        .env("LK_TOKEN", &karim.token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the Python peer starts");
+    let output = tokio::task::spawn_blocking(move || peer.wait_with_output())
+        .await
+        .unwrap()
+        .expect("the Python peer ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the Python peer failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("the peer's report ({e}): {stdout}"));
+
+    let theirs = &report["watched"][grant.identity.0.as_str()];
+    let frames: Vec<u64> = theirs["frames"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|f| f.as_u64()).collect())
+        .unwrap_or_default();
+    let g2g: Vec<f64> = theirs["glass_to_glass_ms"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|f| f.as_f64()).collect())
+        .unwrap_or_default();
+    eprintln!(
+        "libwebrtc saw Estrade's camera: {} frames ({} unreadable), sizes {}, glass-to-glass p50 {:.1} ms",
+        frames.len(),
+        theirs["unreadable"],
+        theirs["sizes"],
+        p50(&g2g)
+    );
+    assert!(
+        frames.len() >= 60,
+        "the Python SDK saw too little of our camera: {report}"
+    );
+    assert!(
+        frames.windows(2).all(|w| w[1] > w[0]),
+        "our frames arrived out of order: {frames:?}"
+    );
+    assert_eq!(theirs["sizes"], serde_json::json!([[640, 360]]));
+
+    let ours = screen.seen_from(&python_identity);
+    eprintln!(
+        "Estrade saw libwebrtc's camera: {} frames ({} unreadable), glass-to-glass p50 {:.1} ms",
+        ours.frames.len(),
+        ours.unreadable,
+        p50(&ours.glass_to_glass_ms)
+    );
+    assert!(
+        ours.frames.len() >= 60,
+        "we saw too little of the Python SDK's camera: {ours:?}"
+    );
+    assert!(
+        ours.frames.windows(2).all(|w| w[1] > w[0]),
+        "out of order: {:?}",
+        ours.frames
+    );
+    // libwebrtc may send a tiny frame when the track stops; the pictures are 640×360.
+    let full = ours.sizes.iter().filter(|s| **s == (640, 360)).count();
+    assert!(full * 10 >= ours.sizes.len() * 9, "sizes: {:?}", ours.sizes);
+    assert!(
+        ours.unreadable * 10 <= ours.frames.len(),
+        "garbled: {ours:?}"
     );
 
     room.leave().await;

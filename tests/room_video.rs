@@ -6,57 +6,17 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use common::{devserver, join_grant};
 use estrade_backend::Backend;
 use estrade_devserver::{Config, seed};
-use estrade_engine::synthetic::unix_us_now;
-use estrade_engine::synthetic_video::{TestPattern, read};
+use estrade_engine::synthetic_video::TestPattern;
 use estrade_engine::{
-    CameraSettings, CommandError, I420Frame, JoinOptions, ParticipantIdentity, PublishError, Room,
-    RoomEvent, RoomEvents, SessionEvent, TrackSid, TrackSource, VideoOutput, VideoSink,
+    CameraSettings, CommandError, FrameRecorder, JoinOptions, ParticipantIdentity, PublishError,
+    Room, RoomEvent, RoomEvents, SessionEvent, TrackSource,
 };
-
-#[derive(Debug, Default, Clone)]
-struct Seen {
-    frames: Vec<u32>,
-    glass_to_glass_ms: Vec<f64>,
-    sizes: Vec<(u32, u32)>,
-    unreadable: usize,
-}
-
-#[derive(Clone, Default)]
-struct Screen(Arc<Mutex<Seen>>);
-
-impl VideoOutput for Screen {
-    fn open(&self, _: &ParticipantIdentity, _: &TrackSid) -> Box<dyn VideoSink> {
-        Box::new(self.clone())
-    }
-}
-
-impl VideoSink for Screen {
-    fn show(&mut self, frame: &I420Frame, _at: Instant) {
-        let now_ms = unix_us_now() / 1000;
-        let mut seen = self.0.lock().unwrap();
-        seen.sizes.push((frame.width(), frame.height()));
-        match read(frame) {
-            Some(stamp) => {
-                seen.frames.push(stamp.frame);
-                seen.glass_to_glass_ms
-                    .push((now_ms & 0xff_ffff_ffff).wrapping_sub(stamp.captured_unix_ms) as f64);
-            }
-            None => seen.unreadable += 1,
-        }
-    }
-}
-
-impl Screen {
-    fn seen(&self) -> Seen {
-        self.0.lock().unwrap().clone()
-    }
-}
 
 const CAMERA: CameraSettings = CameraSettings {
     width: 640,
@@ -65,9 +25,12 @@ const CAMERA: CameraSettings = CameraSettings {
     bitrate_kbps: 600,
 };
 
-async fn join_as(backend: &Backend, email: &str) -> (Room, RoomEvents, Screen) {
+async fn join_as(
+    backend: &Backend,
+    email: &str,
+) -> (Room, RoomEvents, FrameRecorder, ParticipantIdentity) {
     let grant = join_grant(backend, email).await;
-    let screen = Screen::default();
+    let screen = FrameRecorder::default();
     let (room, events) = estrade_engine::join(JoinOptions {
         url: grant.url,
         token: grant.token,
@@ -76,7 +39,7 @@ async fn join_as(backend: &Backend, email: &str) -> (Room, RoomEvents, Screen) {
     })
     .await
     .expect("join");
-    (room, events, screen)
+    (room, events, screen, ParticipantIdentity(grant.identity.0))
 }
 
 async fn wait_for<T>(
@@ -108,11 +71,11 @@ fn p50(v: &[f64]) -> f64 {
 #[ignore = "needs livekit-server: scripts/test.sh starts it"]
 async fn trainer_and_co_trainer_see_each_other_and_camera_off_propagates() {
     let (devserver, backend) = devserver(Config::default()).await;
-    let (claire, mut claire_events, claire_screen) =
+    let (claire, mut claire_events, claire_screen, claire_id) =
         join_as(&backend, seed::DEMO_TRAINER_EMAIL).await;
-    let (karim, mut karim_events, karim_screen) =
+    let (karim, mut karim_events, karim_screen, karim_id) =
         join_as(&backend, "karim.benali@estrade.example").await;
-    let (lea, _lea_events, _) = join_as(&backend, "lea.dubois@estrade.example").await;
+    let (lea, _lea_events, _, _) = join_as(&backend, "lea.dubois@estrade.example").await;
 
     assert_eq!(
         lea.publish_camera(TestPattern::new(640, 360, 30), CAMERA)
@@ -144,11 +107,11 @@ async fn trainer_and_co_trainer_see_each_other_and_camera_off_propagates() {
     .await;
 
     tokio::time::sleep(Duration::from_secs(5)).await;
-    for (who, screen) in [
-        ("Karim sees Claire", &karim_screen),
-        ("Claire sees Karim", &claire_screen),
+    for (who, screen, from) in [
+        ("Karim sees Claire", &karim_screen, &claire_id),
+        ("Claire sees Karim", &claire_screen, &karim_id),
     ] {
-        let seen = screen.seen();
+        let seen = screen.seen_from(from);
         eprintln!(
             "{who}: {} frames shown ({} unreadable), glass-to-glass p50 {:.1} ms, first/last frame {:?}/{:?}",
             seen.frames.len(),
@@ -186,10 +149,10 @@ async fn trainer_and_co_trainer_see_each_other_and_camera_off_propagates() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = karim_screen.seen().frames.len();
+    let before = karim_screen.seen_from(&claire_id).frames.len();
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        karim_screen.seen().frames.len(),
+        karim_screen.seen_from(&claire_id).frames.len(),
         before,
         "a camera that is off sends nothing"
     );
@@ -203,7 +166,7 @@ async fn trainer_and_co_trainer_see_each_other_and_camera_off_propagates() {
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
-        karim_screen.seen().frames.len() >= before + 20,
+        karim_screen.seen_from(&claire_id).frames.len() >= before + 20,
         "frames resume after the camera is back on"
     );
 

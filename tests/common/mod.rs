@@ -87,3 +87,10 @@ pub fn signed_livekit_token(claims: &serde_json::Value) -> String {
     mac.update(format!("{header}.{body}").as_bytes());
     format!("{header}.{body}.{}", b64(&mac.finalize().into_bytes()))
 }
+
+/// Media-heavy tests (several encoders and decoders, a Python peer) need both cores of a
+/// small machine: within a test binary they take turns. Hold the guard for the whole test.
+pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
+}

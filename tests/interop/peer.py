@@ -15,6 +15,7 @@ import os
 import sys
 import time
 
+import numpy as np
 from livekit import rtc
 
 RATE = 48_000
@@ -61,6 +62,77 @@ class PulseAnalyser:
                 if secs > 0.03:
                     self.frequencies_hz.append(self.cycles / secs)
                 self.in_burst = False
+
+
+# The stamped test pattern of estrade_media::synthetic_video, same layout and CRC.
+COLS, ROWS = 12, 6
+
+
+def crc8(v):
+    crc = 0xA5
+    for _ in range(8):
+        crc ^= v & 0xFF
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+        v >>= 8
+    return crc
+
+
+def draw(w, h, frame_no, unix_ms):
+    y = np.fromfunction(lambda r, c: 40 + (c + r + frame_no * 4) % 160, (h, w), dtype=np.int64).astype(np.uint8)
+    data = ((frame_no & 0xFFFFFF) << 40) | (unix_ms & 0xFF_FFFF_FFFF)
+    bits = (data << 8) | crc8(data)
+    cell = max(w // 40, 4)
+    for i in range(COLS * ROWS):
+        on = (bits >> (COLS * ROWS - 1 - i)) & 1
+        cx, cy = cell * (1 + i % COLS), cell * (1 + i // COLS)
+        y[cy:cy + cell, cx:cx + cell] = 235 if on else 16
+    u = np.full((h // 2, w // 2), 110, np.uint8)
+    v = np.full((h // 2, w // 2), 140, np.uint8)
+    return y.tobytes() + u.tobytes() + v.tobytes()
+
+
+def read_stamp(y):
+    h, w = y.shape
+    cell = max(w // 40, 4)
+    if cell * (COLS + 1) > w or cell * (ROWS + 1) > h:
+        return None
+    bits = 0
+    side = max(cell // 2, 1)
+    for i in range(COLS * ROWS):
+        cx, cy = cell * (1 + i % COLS) + cell // 4, cell * (1 + i // COLS) + cell // 4
+        bits = (bits << 1) | int(y[cy:cy + side, cx:cx + side].mean() > 128)
+    data = bits >> 8
+    if crc8(data) != bits & 0xFF:
+        return None
+    return data >> 40, data & 0xFF_FFFF_FFFF
+
+
+async def publish_pattern(source, w, h, stop):
+    n, period = 0, 1 / 30
+    next_at = time.monotonic()
+    while not stop.is_set():
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        next_at += period
+        frame = rtc.VideoFrame(w, h, rtc.VideoBufferType.I420, draw(w, h, n, time.time_ns() // 1_000_000))
+        source.capture_frame(frame)
+        n += 1
+
+
+async def watch(track, seen):
+    async for event in rtc.VideoStream(track):
+        frame = event.frame
+        if frame.type != rtc.VideoBufferType.I420:
+            frame = frame.convert(rtc.VideoBufferType.I420)
+        y = np.frombuffer(frame.data, np.uint8, frame.width * frame.height).reshape(frame.height, frame.width)
+        stamp = read_stamp(y)
+        seen["sizes"].add((frame.width, frame.height))
+        if stamp is None:
+            seen["unreadable"] += 1
+        else:
+            now_ms = time.time_ns() // 1_000_000
+            seen["frames"].append(stamp[0])
+            seen["glass_to_glass_ms"].append(((now_ms & 0xFF_FFFF_FFFF) - stamp[1]))
 
 
 def tone(freq, end_us, n):
@@ -127,12 +199,14 @@ async def main():
     args.add_argument("--seconds", type=float, default=8.0)
     args.add_argument("--say", default="")
     args.add_argument("--join-bench", type=int, default=0)
+    args.add_argument("--video", action="store_true", help="publish the stamped pattern (640x360, VP8) too")
     opts = args.parse_args()
     if opts.join_bench:
         return await join_bench(opts.join_bench)
 
     room = rtc.Room()
     heard = {}
+    watched = {}
     chat = []
     tasks = []
     remote_seen = asyncio.Event()
@@ -156,6 +230,9 @@ async def main():
         if track.kind == rtc.TrackKind.KIND_AUDIO:
             analyser = heard.setdefault(participant.identity, PulseAnalyser())
             tasks.append(asyncio.ensure_future(listen(track, analyser)))
+        elif track.kind == rtc.TrackKind.KIND_VIDEO:
+            seen = watched.setdefault(participant.identity, {"frames": [], "glass_to_glass_ms": [], "sizes": set(), "unreadable": 0})
+            tasks.append(asyncio.ensure_future(watch(track, seen)))
 
     started = time.monotonic()
     await room.connect(os.environ["LK_URL"], os.environ["LK_TOKEN"])
@@ -170,6 +247,16 @@ async def main():
     )
     stop = asyncio.Event()
     tasks.append(asyncio.ensure_future(publish_bursts(source, opts.freq, stop)))
+    if opts.video:
+        video = rtc.VideoSource(640, 360)
+        camera = rtc.LocalVideoTrack.create_video_track("camera", video)
+        await room.local_participant.publish_track(
+            camera,
+            rtc.TrackPublishOptions(
+                source=rtc.TrackSource.SOURCE_CAMERA, video_codec=rtc.VideoCodec.VP8, simulcast=False
+            ),
+        )
+        tasks.append(asyncio.ensure_future(publish_pattern(video, 640, 360, stop)))
 
     await asyncio.wait_for(remote_seen.wait(), timeout=20)
     await asyncio.sleep(1.0)
@@ -182,6 +269,7 @@ async def main():
         "identity": room.local_participant.identity,
         "connected_ms": connected_ms,
         "heard": {k: {"latencies_ms": a.latencies_ms, "frequencies_hz": a.frequencies_hz} for k, a in heard.items()},
+        "watched": {k: {**v, "sizes": sorted(v["sizes"])} for k, v in watched.items()},
         "chat": chat,
     }), flush=True)
     await room.disconnect()

@@ -23,7 +23,7 @@ pub use estrade_media::{
     synthetic_video,
 };
 pub use events::RoomEvent;
-pub use recorder::{Heard, PulseRecorder};
+pub use recorder::{FrameRecorder, Heard, PulseRecorder, Seen};
 pub use room::{CommandError, JoinError, JoinOptions, Room, RoomEvents, join};
 pub use signal::ConnectError;
 pub use video::{CameraSettings, VideoOutput, VideoStats};

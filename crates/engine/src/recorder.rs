@@ -1,16 +1,19 @@
-//! An [`AudioOutput`] that listens instead of playing: it analyses each remote microphone's
-//! synthetic tone bursts (onsets → mouth-to-ear, frequency → whose voice) and notes when
-//! each first played. For tests, benchmarks and the headless CLI's bots.
+//! Outputs that check instead of playing, for tests, benchmarks and the headless CLI's bots:
+//! [`PulseRecorder`] analyses each remote microphone's synthetic tone bursts (onsets →
+//! mouth-to-ear, frequency → whose voice); [`FrameRecorder`] reads each remote camera's
+//! stamped test pattern (frame counter → order and loss, capture time → glass-to-glass).
+//! One short lock per frame: fine for checking, not for a real device path.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use estrade_media::synthetic::{PulseAnalyser, unix_us_now};
-use estrade_media::{AudioFrame, AudioSink};
+use estrade_media::{AudioFrame, AudioSink, I420Frame, VideoSink};
 use estrade_session::{ParticipantIdentity, TrackSid};
 
 use crate::audio::AudioOutput;
+use crate::video::VideoOutput;
 
 /// What was heard from one participant.
 #[derive(Debug, Clone, Default)]
@@ -62,5 +65,66 @@ impl AudioSink for Listener {
         let entry = heard.entry(self.from.clone()).or_default();
         entry.first_played.get_or_insert(at);
         entry.pulses.feed(frame, played_us);
+    }
+}
+
+/// What was seen from one participant's camera.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    /// Frame counters read from the stamped pattern, in display order.
+    pub frames: Vec<u32>,
+    pub glass_to_glass_ms: Vec<f64>,
+    pub sizes: Vec<(u32, u32)>,
+    /// Frames shown whose stamp could not be read (garbled, or not the test pattern).
+    pub unreadable: usize,
+}
+
+/// A [`VideoOutput`] that reads the synthetic camera's stamps instead of showing frames.
+#[derive(Clone, Default)]
+pub struct FrameRecorder {
+    seen: Arc<Mutex<HashMap<ParticipantIdentity, Seen>>>,
+}
+
+impl FrameRecorder {
+    pub fn seen_from(&self, who: &ParticipantIdentity) -> Seen {
+        self.lock().get(who).cloned().unwrap_or_default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ParticipantIdentity, Seen>> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct Watcher {
+    from: ParticipantIdentity,
+    recorder: FrameRecorder,
+}
+
+impl VideoOutput for FrameRecorder {
+    fn open(&self, participant: &ParticipantIdentity, _track: &TrackSid) -> Box<dyn VideoSink> {
+        Box::new(Watcher {
+            from: participant.clone(),
+            recorder: self.clone(),
+        })
+    }
+}
+
+impl VideoSink for Watcher {
+    fn show(&mut self, frame: &I420Frame, _at: Instant) {
+        let stamp = estrade_media::synthetic_video::read(frame);
+        let now_ms = unix_us_now() / 1000;
+        let mut seen = self.recorder.lock();
+        let entry = seen.entry(self.from.clone()).or_default();
+        entry.sizes.push((frame.width(), frame.height()));
+        match stamp {
+            Some(s) => {
+                entry.frames.push(s.frame);
+                let now = now_ms & 0xff_ffff_ffff;
+                entry
+                    .glass_to_glass_ms
+                    .push(now.wrapping_sub(s.captured_unix_ms) as f64);
+            }
+            None => entry.unreadable += 1,
+        }
     }
 }
