@@ -78,8 +78,22 @@ def crc8(v):
     return crc
 
 
-def draw(w, h, frame_no, unix_ms):
-    y = np.fromfunction(lambda r, c: 40 + (c + r + frame_no * 4) % 160, (h, w), dtype=np.int64).astype(np.uint8)
+_backgrounds = {}
+
+
+def background(w, h, frame_no):
+    """The moving gradient of the Rust pattern. It repeats every 40 frames (4 px a frame,
+    period 160): each of the 40 pictures is computed once, then copied."""
+    key = (w, h, frame_no % 40)
+    picture = _backgrounds.get(key)
+    if picture is None:
+        r, c = np.indices((h, w))
+        picture = _backgrounds[key] = (40 + (r + c + (frame_no % 40) * 4) % 160).astype(np.uint8)
+    return picture.copy()
+
+
+def draw_stamp(y, frame_no, unix_ms):
+    h, w = y.shape
     data = ((frame_no & 0xFFFFFF) << 40) | (unix_ms & 0xFF_FFFF_FFFF)
     bits = (data << 8) | crc8(data)
     cell = max(w // 40, 4)
@@ -87,6 +101,16 @@ def draw(w, h, frame_no, unix_ms):
         on = (bits >> (COLS * ROWS - 1 - i)) & 1
         cx, cy = cell * (1 + i % COLS), cell * (1 + i // COLS)
         y[cy:cy + cell, cx:cx + cell] = 235 if on else 16
+
+
+def draw(w, h, frame_no, unix_ms):
+    y = background(w, h, frame_no)
+    draw_stamp(y, frame_no, unix_ms)
+    return i420(y)
+
+
+def i420(y):
+    h, w = y.shape
     u = np.full((h // 2, w // 2), 110, np.uint8)
     v = np.full((h // 2, w // 2), 140, np.uint8)
     return y.tobytes() + u.tobytes() + v.tobytes()
@@ -109,13 +133,17 @@ def read_stamp(y):
 
 
 async def publish_pattern(source, w, h, stop):
+    for k in range(40):  # the 40 backgrounds, before the clock starts
+        background(w, h, k)
     n, period = 0, 1 / 30
     next_at = time.monotonic()
     while not stop.is_set():
         await asyncio.sleep(max(0.0, next_at - time.monotonic()))
         next_at += period
-        frame = rtc.VideoFrame(w, h, rtc.VideoBufferType.I420, draw(w, h, n, time.time_ns() // 1_000_000))
-        source.capture_frame(frame)
+        y = background(w, h, n)
+        # The capture time is taken once the picture exists, as a camera's would be.
+        draw_stamp(y, n, time.time_ns() // 1_000_000)
+        source.capture_frame(rtc.VideoFrame(w, h, rtc.VideoBufferType.I420, i420(y)))
         n += 1
 
 
@@ -199,7 +227,8 @@ async def main():
     args.add_argument("--seconds", type=float, default=8.0)
     args.add_argument("--say", default="")
     args.add_argument("--join-bench", type=int, default=0)
-    args.add_argument("--video", action="store_true", help="publish the stamped pattern (640x360, VP8) too")
+    args.add_argument("--video", action="store_true", help="publish the stamped pattern (VP8) too")
+    args.add_argument("--video-size", default="640x360")
     opts = args.parse_args()
     if opts.join_bench:
         return await join_bench(opts.join_bench)
@@ -248,7 +277,8 @@ async def main():
     stop = asyncio.Event()
     tasks.append(asyncio.ensure_future(publish_bursts(source, opts.freq, stop)))
     if opts.video:
-        video = rtc.VideoSource(640, 360)
+        vw, vh = (int(x) for x in opts.video_size.split("x"))
+        video = rtc.VideoSource(vw, vh)
         camera = rtc.LocalVideoTrack.create_video_track("camera", video)
         await room.local_participant.publish_track(
             camera,
@@ -256,7 +286,7 @@ async def main():
                 source=rtc.TrackSource.SOURCE_CAMERA, video_codec=rtc.VideoCodec.VP8, simulcast=False
             ),
         )
-        tasks.append(asyncio.ensure_future(publish_pattern(video, 640, 360, stop)))
+        tasks.append(asyncio.ensure_future(publish_pattern(video, vw, vh, stop)))
 
     await asyncio.wait_for(remote_seen.wait(), timeout=20)
     await asyncio.sleep(1.0)

@@ -17,14 +17,18 @@ use estrade_backend::api::{JoinResponse as Grant, SessionId};
 use estrade_backend::{Backend, BackendUrl, Secret};
 use estrade_devserver::{Config, seed};
 use estrade_engine::synthetic::ToneBursts;
+use estrade_engine::synthetic_video::TestPattern;
 use estrade_engine::{
-    JoinOptions, ParticipantIdentity, PulseRecorder, Room, RoomEvent, RoomEvents,
+    CameraSettings, FrameRecorder, JoinOptions, ParticipantIdentity, PulseRecorder, Room,
+    RoomEvent, RoomEvents,
 };
 
 use crate::stats::Row;
 
 /// Onsets before this are warm-up (the jitter buffers settle on both sides).
 const WARM_UP_BURSTS: usize = 2;
+/// Frames before this are warm-up (first keyframe, encoder rate control settling).
+const WARM_UP_FRAMES: usize = 30;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
@@ -82,6 +86,17 @@ async fn main() -> anyhow::Result<()> {
     );
     let reference_m2e = reference::mouth_to_ear(&c, &d, seconds, WARM_UP_BURSTS).await?;
 
+    eprintln!(
+        "glass-to-glass: {seconds} s of 720p30 each way, Estrade ↔ Estrade then libwebrtc ↔ libwebrtc"
+    );
+    let (e, f) = (
+        grant(seed::DEMO_TRAINER_EMAIL).await?,
+        grant("karim.benali@estrade.example").await?,
+    );
+    let ours_g2g = glass_to_glass_ours(&e, &f, seconds).await?;
+    let reference_g2g =
+        reference::glass_to_glass(&e, &f, "1280x720", seconds, WARM_UP_FRAMES).await?;
+
     println!();
     println!(
         "Estrade {} vs libwebrtc (LiveKit Python SDK, tests/interop/requirements.txt), livekit-server v1.13.5 on loopback, build profile: {}",
@@ -104,6 +119,12 @@ async fn main() -> anyhow::Result<()> {
             ours: ours_first_audio,
             reference: report.first_audio_ms,
             target_ms: Some(300.0),
+        },
+        Row {
+            name: "glass-to-glass, video 720p30 (both directions)".into(),
+            ours: ours_g2g,
+            reference: reference_g2g,
+            target_ms: Some(70.0),
         },
         Row {
             name: "mouth-to-ear, audio (both directions)".into(),
@@ -176,6 +197,45 @@ async fn mouth_to_ear_ours(a: &Grant, b: &Grant, seconds: u64) -> anyhow::Result
     room_a.leave().await;
     room_b.leave().await;
     Ok(all)
+}
+
+/// Two Estrade clients publishing the stamped pattern at 720p30 (VP8, 1.5 Mb/s) to each
+/// other; glass-to-glass of every readable frame after the warm-up.
+async fn glass_to_glass_ours(a: &Grant, b: &Grant, seconds: u64) -> anyhow::Result<Vec<f64>> {
+    let (sa, sb) = (FrameRecorder::default(), FrameRecorder::default());
+    let (room_a, _ea) = join_video(a, sa.clone()).await?;
+    let (room_b, _eb) = join_video(b, sb.clone()).await?;
+    let settings = CameraSettings {
+        width: 1280,
+        height: 720,
+        fps: 30,
+        bitrate_kbps: 1_500,
+    };
+    room_a
+        .publish_camera(TestPattern::new(1280, 720, 30), settings)
+        .await?;
+    room_b
+        .publish_camera(TestPattern::new(1280, 720, 30), settings)
+        .await?;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let mut all = Vec::new();
+    for (screen, from) in [(&sb, &a.identity.0), (&sa, &b.identity.0)] {
+        let seen = screen.seen_from(&ParticipantIdentity(from.clone()));
+        all.extend(seen.glass_to_glass_ms.into_iter().skip(WARM_UP_FRAMES));
+    }
+    room_a.leave().await;
+    room_b.leave().await;
+    Ok(all)
+}
+
+async fn join_video(grant: &Grant, screen: FrameRecorder) -> anyhow::Result<(Room, RoomEvents)> {
+    Ok(estrade_engine::join(JoinOptions {
+        url: grant.url.clone(),
+        token: grant.token.clone(),
+        audio_output: None,
+        video_output: Some(Arc::new(screen)),
+    })
+    .await?)
 }
 
 fn ms(d: Duration) -> f64 {

@@ -81,3 +81,28 @@ pub async fn mouth_to_ear(
     }
     Ok(all)
 }
+
+/// Two Python peers publishing the stamped pattern at `size` to each other; glass-to-glass
+/// of every readable frame after the first `warm_up` of each direction.
+pub async fn glass_to_glass(
+    a: &Grant,
+    b: &Grant,
+    size: &str,
+    seconds: u64,
+    warm_up: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let secs = seconds.to_string();
+    let args = ["--video", "--video-size", size, "--seconds", &secs];
+    let pa = command(a)?.args(args).spawn()?;
+    let pb = command(b)?.args(args).spawn()?;
+    let (ra, rb) = tokio::try_join!(report(pa), report(pb))?;
+    let mut all = Vec::new();
+    for (r, other) in [(&ra, &b.identity.0), (&rb, &a.identity.0)] {
+        all.extend(
+            floats(&r["watched"][other.as_str()]["glass_to_glass_ms"])
+                .into_iter()
+                .skip(warm_up),
+        );
+    }
+    Ok(all)
+}

@@ -32,10 +32,10 @@ fn cell(v: &[f64]) -> String {
 
 pub fn print(rows: &[Row]) {
     println!(
-        "{:<40} | {:<26} | {:<26} | {:<7} | verdict",
+        "{:<48} | {:<26} | {:<26} | {:<7} | verdict",
         "scenario (ms)", "Estrade p50 / p95", "libwebrtc p50 / p95", "target"
     );
-    println!("{}", "-".repeat(125));
+    println!("{}", "-".repeat(133));
     for r in rows {
         let (ours50, ref50) = (percentile(&r.ours, 50.0), percentile(&r.reference, 50.0));
         let target = r.target_ms.map_or("—".into(), |t| format!("≤ {t:.0}"));
@@ -51,7 +51,7 @@ pub fn print(rows: &[Row]) {
             verdict.push_str("; p95 misses target");
         }
         println!(
-            "{:<40} | {:<26} | {:<26} | {:<7} | {verdict}",
+            "{:<48} | {:<26} | {:<26} | {:<7} | {verdict}",
             r.name,
             cell(&r.ours),
             cell(&r.reference),

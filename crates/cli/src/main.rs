@@ -51,7 +51,7 @@ struct Args {
     /// Publish a synthetic microphone: tone bursts at this frequency (Hz).
     #[arg(long)]
     tone: Option<f64>,
-    /// Send this chat message once connected.
+    /// Send this chat message once connected and someone else is in the room.
     #[arg(long)]
     say: Option<String>,
     /// Leave after this many seconds (default: run until Ctrl-C or the room ends).
@@ -173,6 +173,7 @@ async fn run_bot(
     let stop = tokio::time::sleep(seconds.map_or(Duration::MAX / 4, Duration::from_secs));
     tokio::pin!(stop);
     let mut said = say.is_none();
+    let (mut connected, mut others) = (false, 0usize);
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -181,7 +182,15 @@ async fn run_bot(
                 line["bot"] = json!(bot);
                 line["t_ms"] = json!(started.elapsed().as_millis() as u64);
                 print_line(line);
-                if !said && matches!(event, RoomEvent::MediaConnected { .. }) {
+                match &event {
+                    RoomEvent::MediaConnected { .. } => connected = true,
+                    RoomEvent::Session(SessionEvent::Joined { others: o, .. }) => others += o.len(),
+                    RoomEvent::Session(SessionEvent::ParticipantJoined(_)) => others += 1,
+                    RoomEvent::Session(SessionEvent::ParticipantLeft { .. }) => others = others.saturating_sub(1),
+                    _ => {}
+                }
+                // Chat is not history: say it once someone is there to read it.
+                if !said && connected && others > 0 {
                     room.send_chat(say.clone().unwrap_or_default()).await?;
                     said = true;
                 }

@@ -55,8 +55,14 @@ fn payload(stamp: VideoStamp) -> u128 {
 
 /// Draws the background for frame `n` and the stamp over it.
 pub fn draw(frame: &mut I420Frame, stamp: VideoStamp) {
-    let (w, h) = (frame.width(), frame.height());
-    let shift = stamp.frame.wrapping_mul(4);
+    draw_background(frame, stamp.frame);
+    draw_stamp(frame, stamp);
+}
+
+/// A diagonal gradient moving 4 px per frame: motion everywhere, as a camera has.
+pub fn draw_background(frame: &mut I420Frame, n: u32) {
+    let w = frame.width();
+    let shift = n.wrapping_mul(4);
     for (row, line) in frame.y_mut().chunks_exact_mut(w as usize).enumerate() {
         for (x, px) in line.iter_mut().enumerate() {
             *px = 40 + ((x as u32 + row as u32 + shift) % 160) as u8;
@@ -65,6 +71,11 @@ pub fn draw(frame: &mut I420Frame, stamp: VideoStamp) {
     let (u, v) = frame.uv_mut();
     u.fill(110);
     v.fill(140);
+}
+
+/// The 72 cells; draw them last, right after taking the capture time.
+pub fn draw_stamp(frame: &mut I420Frame, stamp: VideoStamp) {
+    let (w, h) = (frame.width(), frame.height());
     let bits = payload(stamp);
     let cell = cell_size(w);
     for i in 0..BITS {
@@ -141,7 +152,9 @@ impl VideoSource for TestPattern {
         if frame.width() != self.width || frame.height() != self.height {
             *frame = I420Frame::new(self.width, self.height);
         }
-        draw(
+        // The capture time is taken once the picture exists, as a camera's would be.
+        draw_background(frame, self.counter);
+        draw_stamp(
             frame,
             VideoStamp {
                 frame: self.counter & 0xff_ffff,
