@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{devserver, join_grant};
+use common::{devserver, join_grant, p50};
 use estrade_devserver::{Config, seed};
 use estrade_engine::synthetic::ToneBursts;
 use estrade_engine::{JoinOptions, ParticipantIdentity, PulseRecorder, RoomEvent, SessionEvent};
@@ -30,10 +30,35 @@ fn python() -> String {
     python
 }
 
-fn p50(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+/// Starts tests/interop/peer.py as `grant`'s user (token in the environment); the handle
+/// resolves to the JSON report it prints last, or fails the test with its output.
+fn start_peer(
+    grant: &estrade_backend::api::JoinResponse,
+    args: &[&str],
+) -> tokio::task::JoinHandle<serde_json::Value> {
+    let peer = Command::new(python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/interop/peer.py"
+        ))
+        .args(args)
+        .env("LK_URL", &grant.url)
+        .env("LK_TOKEN", &grant.token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the Python peer starts");
+    tokio::task::spawn_blocking(move || {
+        let output = peer.wait_with_output().expect("the Python peer ran");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "the Python peer failed: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_str(stdout.lines().last().unwrap_or(""))
+            .unwrap_or_else(|e| panic!("the peer's report ({e}): {stdout}"))
+    })
 }
 
 fn near(freqs: &[f64], want: f64) -> bool {
@@ -61,26 +86,17 @@ async fn the_python_sdk_and_estrade_hear_each_other_and_chat() {
 
     let student = join_grant(&backend, "lea.dubois@estrade.example").await;
     let python_identity = student.identity.0.clone();
-    let peer = Command::new(python())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/interop/peer.py"
-        ))
-        .args([
+    let peer = start_peer(
+        &student,
+        &[
             "--freq",
             "880",
             "--seconds",
             "9",
             "--say",
             "Bonjour depuis Python ✓",
-        ])
-        .env("LK_URL", &student.url)
-        .env("LK_TOKEN", &student.token)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the Python peer starts");
-    let peer = tokio::task::spawn_blocking(move || peer.wait_with_output());
+        ],
+    );
 
     // Chat: theirs first (so the Python peer is surely connected), then ours.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -98,15 +114,7 @@ async fn the_python_sdk_and_estrade_hear_each_other_and_chat() {
     assert_eq!(python_chat.from.as_str(), python_identity);
     assert_eq!(python_chat.text, "Bonjour depuis Python ✓");
 
-    let output = peer.await.unwrap().expect("the Python peer ran");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the Python peer failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("the peer's report ({e}): {stdout}"));
+    let report = peer.await.unwrap();
 
     // What the Python SDK heard from us, and its chat.
     let ours = &report["heard"][grant.identity.0.as_str()];
@@ -200,30 +208,9 @@ async fn the_python_sdk_and_estrade_see_each_others_cameras() {
     // The co-trainer may publish a camera: the Python peer joins as Karim.
     let karim = join_grant(&backend, "karim.benali@estrade.example").await;
     let python_identity = ParticipantIdentity(karim.identity.0.clone());
-    let peer = Command::new(python())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/interop/peer.py"
-        ))
-        .args(["--video", "--seconds", "9"])
-        .env("LK_URL", &karim.url)
-        .env("LK_TOKEN", &karim.token)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the Python peer starts");
-    let output = tokio::task::spawn_blocking(move || peer.wait_with_output())
+    let report = start_peer(&karim, &["--video", "--seconds", "9"])
         .await
-        .unwrap()
-        .expect("the Python peer ran");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the Python peer failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("the peer's report ({e}): {stdout}"));
+        .unwrap();
 
     let theirs = &report["watched"][grant.identity.0.as_str()];
     let frames: Vec<u64> = theirs["frames"]

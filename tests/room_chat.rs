@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{devserver, join_grant};
+use common::{devserver, join_grant, wait_for};
 use estrade_backend::Backend;
 use estrade_devserver::{Config, seed};
 use estrade_engine::{
@@ -26,29 +26,6 @@ async fn join_as(backend: &Backend, email: &str) -> (Room, RoomEvents) {
     })
     .await
     .expect("join")
-}
-
-/// Waits (20 s at most) for the first event `pick` accepts; everything before it is kept
-/// for the failure message.
-async fn wait_for<T>(
-    events: &mut RoomEvents,
-    what: &str,
-    mut pick: impl FnMut(&RoomEvent) -> Option<T>,
-) -> T {
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Some(e)) => {
-                if let Some(t) = pick(&e) {
-                    return t;
-                }
-                seen.push(e);
-            }
-            Ok(None) => panic!("the room ended before {what}; saw {seen:#?}"),
-            Err(_) => panic!("timed out waiting for {what}; saw {seen:#?}"),
-        }
-    }
 }
 
 fn chat(e: &RoomEvent) -> Option<(String, String)> {

@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{devserver, join_grant};
+use common::{devserver, join_grant, p50, wait_for};
 use estrade_backend::Backend;
 use estrade_devserver::{Config, seed};
 use estrade_engine::synthetic_video::TestPattern;
@@ -40,31 +40,6 @@ async fn join_as(
     .await
     .expect("join");
     (room, events, screen, ParticipantIdentity(grant.identity.0))
-}
-
-async fn wait_for<T>(
-    events: &mut RoomEvents,
-    what: &str,
-    mut pick: impl FnMut(&RoomEvent) -> Option<T>,
-) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Some(e)) => {
-                if let Some(t) = pick(&e) {
-                    return t;
-                }
-            }
-            Ok(None) => panic!("the room ended before {what}"),
-            Err(_) => panic!("timed out waiting for {what}"),
-        }
-    }
-}
-
-fn p50(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

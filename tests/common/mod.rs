@@ -94,3 +94,33 @@ pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
     static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     TURN.lock().await
 }
+
+/// Waits (20 s at most) for the first event `pick` accepts; what came before it is shown if
+/// it never comes.
+pub async fn wait_for<T>(
+    events: &mut estrade_engine::RoomEvents,
+    what: &str,
+    mut pick: impl FnMut(&estrade_engine::RoomEvent) -> Option<T>,
+) -> T {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(e)) => {
+                if let Some(t) = pick(&e) {
+                    return t;
+                }
+                seen.push(e);
+            }
+            Ok(None) => panic!("the room ended before {what}; saw {seen:#?}"),
+            Err(_) => panic!("timed out waiting for {what}; saw {seen:#?}"),
+        }
+    }
+}
+
+/// The median (upper middle), `NaN` for nothing: for the numbers the tests print.
+pub fn p50(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
