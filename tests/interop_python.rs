@@ -6,13 +6,12 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{devserver, join_grant, p50};
 use estrade_devserver::{Config, seed};
 use estrade_engine::synthetic::ToneBursts;
-use estrade_engine::{JoinOptions, ParticipantIdentity, PulseRecorder, RoomEvent, SessionEvent};
+use estrade_engine::{ParticipantIdentity, PulseRecorder, RoomEvent, SessionEvent};
 
 /// The venv scripts/setup.sh installs the SDK into.
 fn python() -> String {
@@ -71,15 +70,13 @@ async fn the_python_sdk_and_estrade_hear_each_other_and_chat() {
     let _turn = common::one_at_a_time().await;
     let (devserver, backend) = devserver(Config::default()).await;
     let heard = PulseRecorder::default();
-    let grant = join_grant(&backend, seed::DEMO_TRAINER_EMAIL).await;
-    let (room, mut events) = estrade_engine::join(JoinOptions {
-        url: grant.url,
-        token: grant.token,
-        audio_output: Some(Arc::new(heard.clone())),
-        video_output: None,
-    })
-    .await
-    .expect("join");
+    let (room, mut events, estrade_identity) = common::join_room(
+        &backend,
+        seed::DEMO_TRAINER_EMAIL,
+        Some(heard.clone()),
+        None,
+    )
+    .await;
     room.publish_microphone(ToneBursts::new(440.0))
         .await
         .unwrap();
@@ -117,7 +114,7 @@ async fn the_python_sdk_and_estrade_hear_each_other_and_chat() {
     let report = peer.await.unwrap();
 
     // What the Python SDK heard from us, and its chat.
-    let ours = &report["heard"][grant.identity.0.as_str()];
+    let ours = &report["heard"][estrade_identity.as_str()];
     let floats = |v: &serde_json::Value| -> Vec<f64> {
         v.as_array()
             .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
@@ -146,7 +143,7 @@ async fn the_python_sdk_and_estrade_hear_each_other_and_chat() {
         chats
             .iter()
             .any(|c| c["text"] == "Bonjour depuis Estrade 🎓"
-                && c["from"] == grant.identity.0.as_str()),
+                && c["from"] == estrade_identity.as_str()),
         "the Python SDK did not get our chat: {report}"
     );
 
@@ -186,15 +183,13 @@ async fn the_python_sdk_and_estrade_see_each_others_cameras() {
 
     let (devserver, backend) = devserver(Config::default()).await;
     let screen = FrameRecorder::default();
-    let grant = join_grant(&backend, seed::DEMO_TRAINER_EMAIL).await;
-    let (room, _events) = estrade_engine::join(JoinOptions {
-        url: grant.url,
-        token: grant.token,
-        audio_output: None,
-        video_output: Some(Arc::new(screen.clone())),
-    })
-    .await
-    .expect("join");
+    let (room, _events, estrade_identity) = common::join_room(
+        &backend,
+        seed::DEMO_TRAINER_EMAIL,
+        None,
+        Some(screen.clone()),
+    )
+    .await;
     let settings = CameraSettings {
         width: 640,
         height: 360,
@@ -212,7 +207,7 @@ async fn the_python_sdk_and_estrade_see_each_others_cameras() {
         .await
         .unwrap();
 
-    let theirs = &report["watched"][grant.identity.0.as_str()];
+    let theirs = &report["watched"][estrade_identity.as_str()];
     let frames: Vec<u64> = theirs["frames"]
         .as_array()
         .map(|a| a.iter().filter_map(|f| f.as_u64()).collect())

@@ -5,32 +5,24 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{devserver, join_grant, p50, wait_for};
+use common::{devserver, p50, wait_for};
 use estrade_backend::Backend;
 use estrade_devserver::{Config, seed};
 use estrade_engine::synthetic::ToneBursts;
 use estrade_engine::{
-    JoinOptions, ParticipantIdentity, PulseRecorder, Room, RoomEvent, RoomEvents, SessionEvent,
+    ParticipantIdentity, PulseRecorder, Room, RoomEvent, RoomEvents, SessionEvent,
 };
 
 async fn join_as(
     backend: &Backend,
     email: &str,
 ) -> (Room, RoomEvents, PulseRecorder, ParticipantIdentity) {
-    let grant = join_grant(backend, email).await;
     let heard = PulseRecorder::default();
-    let (room, events) = estrade_engine::join(JoinOptions {
-        url: grant.url,
-        token: grant.token,
-        audio_output: Some(Arc::new(heard.clone())),
-        video_output: None,
-    })
-    .await
-    .expect("join");
-    (room, events, heard, ParticipantIdentity(grant.identity.0))
+    let (room, events, identity) =
+        common::join_room(backend, email, Some(heard.clone()), None).await;
+    (room, events, heard, identity)
 }
 
 fn onsets(heard: &PulseRecorder, from: &ParticipantIdentity) -> usize {

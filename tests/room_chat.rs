@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{devserver, join_grant, wait_for};
+use common::{devserver, wait_for};
 use estrade_backend::Backend;
 use estrade_devserver::{Config, seed};
 use estrade_engine::{
@@ -17,15 +17,8 @@ use estrade_engine::{
 const STUDENT: &str = "lea.dubois@estrade.example";
 
 async fn join_as(backend: &Backend, email: &str) -> (Room, RoomEvents) {
-    let grant = join_grant(backend, email).await;
-    estrade_engine::join(JoinOptions {
-        url: grant.url,
-        token: grant.token,
-        audio_output: None,
-        video_output: None,
-    })
-    .await
-    .expect("join")
+    let (room, events, _) = common::join_room(backend, email, None, None).await;
+    (room, events)
 }
 
 fn chat(e: &RoomEvent) -> Option<(String, String)> {

@@ -6,34 +6,12 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{devserver, join_grant};
-use estrade_backend::Backend;
+use common::devserver;
 use estrade_devserver::{Config, seed};
 use estrade_engine::synthetic::{PulseAnalyser, ToneBursts};
-use estrade_engine::{
-    AudioOutput, JoinOptions, ParticipantIdentity, PulseRecorder, Room, RoomEvent, RoomEvents,
-    SessionEvent,
-};
-
-async fn join_as(
-    backend: &Backend,
-    email: &str,
-    heard: Option<PulseRecorder>,
-) -> (Room, RoomEvents, ParticipantIdentity) {
-    let grant = join_grant(backend, email).await;
-    let (room, events) = estrade_engine::join(JoinOptions {
-        url: grant.url,
-        token: grant.token,
-        audio_output: heard.map(|h| Arc::new(h) as Arc<dyn AudioOutput>),
-        video_output: None,
-    })
-    .await
-    .expect("join");
-    (room, events, ParticipantIdentity(grant.identity.0))
-}
+use estrade_engine::{ParticipantIdentity, PulseRecorder, RoomEvent, SessionEvent};
 
 fn heard_from(heard: &PulseRecorder, who: &ParticipantIdentity) -> PulseAnalyser {
     heard.heard_from(who).pulses
@@ -78,17 +56,19 @@ fn assert_voice(heard: &PulseRecorder, who: &ParticipantIdentity, freq: f64, nam
 async fn three_publishers_with_renegotiations_reach_one_listener_correctly_mapped() {
     let (devserver, backend) = devserver(Config::default()).await;
     let heard = PulseRecorder::default();
-    let (listener, mut listener_events, _) = join_as(
+    let (listener, mut listener_events, _) = common::join_room(
         &backend,
         "thomas.petit@estrade.example",
         Some(heard.clone()),
+        None,
     )
     .await;
     let (claire, _claire_events, claire_id) =
-        join_as(&backend, seed::DEMO_TRAINER_EMAIL, None).await;
+        common::join_room(&backend, seed::DEMO_TRAINER_EMAIL, None, None).await;
     let (karim, _karim_events, karim_id) =
-        join_as(&backend, "karim.benali@estrade.example", None).await;
-    let (lea, _lea_events, lea_id) = join_as(&backend, "lea.dubois@estrade.example", None).await;
+        common::join_room(&backend, "karim.benali@estrade.example", None, None).await;
+    let (lea, _lea_events, lea_id) =
+        common::join_room(&backend, "lea.dubois@estrade.example", None, None).await;
 
     claire
         .publish_microphone(ToneBursts::new(440.0))

@@ -6,16 +6,15 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{devserver, join_grant, p50, wait_for};
+use common::{devserver, p50, wait_for};
 use estrade_backend::Backend;
 use estrade_devserver::{Config, seed};
 use estrade_engine::synthetic_video::TestPattern;
 use estrade_engine::{
-    CameraSettings, CommandError, FrameRecorder, JoinOptions, ParticipantIdentity, PublishError,
-    Room, RoomEvent, RoomEvents, SessionEvent, TrackSource,
+    CameraSettings, CommandError, FrameRecorder, ParticipantIdentity, PublishError, Room,
+    RoomEvent, RoomEvents, SessionEvent, TrackSource,
 };
 
 const CAMERA: CameraSettings = CameraSettings {
@@ -29,17 +28,10 @@ async fn join_as(
     backend: &Backend,
     email: &str,
 ) -> (Room, RoomEvents, FrameRecorder, ParticipantIdentity) {
-    let grant = join_grant(backend, email).await;
     let screen = FrameRecorder::default();
-    let (room, events) = estrade_engine::join(JoinOptions {
-        url: grant.url,
-        token: grant.token,
-        audio_output: None,
-        video_output: Some(Arc::new(screen.clone())),
-    })
-    .await
-    .expect("join");
-    (room, events, screen, ParticipantIdentity(grant.identity.0))
+    let (room, events, identity) =
+        common::join_room(backend, email, None, Some(screen.clone())).await;
+    (room, events, screen, identity)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

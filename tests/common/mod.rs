@@ -124,3 +124,31 @@ pub fn p50(v: &[f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
+
+/// Signs `email` in and joins the live demo session through the engine. Remote microphones
+/// are analysed by `heard`, remote cameras by `seen` (neither: received, not decoded).
+pub async fn join_room(
+    backend: &Backend,
+    email: &str,
+    heard: Option<estrade_engine::PulseRecorder>,
+    seen: Option<estrade_engine::FrameRecorder>,
+) -> (
+    estrade_engine::Room,
+    estrade_engine::RoomEvents,
+    estrade_engine::ParticipantIdentity,
+) {
+    let grant = join_grant(backend, email).await;
+    let (room, events) = estrade_engine::join(estrade_engine::JoinOptions {
+        url: grant.url,
+        token: grant.token,
+        audio_output: heard.map(|h| std::sync::Arc::new(h) as _),
+        video_output: seen.map(|s| std::sync::Arc::new(s) as _),
+    })
+    .await
+    .expect("join");
+    (
+        room,
+        events,
+        estrade_engine::ParticipantIdentity(grant.identity.0),
+    )
+}

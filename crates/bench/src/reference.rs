@@ -64,22 +64,11 @@ pub async fn mouth_to_ear(
     warm_up: usize,
 ) -> anyhow::Result<Vec<f64>> {
     let secs = seconds.to_string();
-    let pa = command(a)?
-        .args(["--freq", "880", "--seconds", &secs])
-        .spawn()?;
-    let pb = command(b)?
-        .args(["--freq", "660", "--seconds", &secs])
-        .spawn()?;
-    let (ra, rb) = tokio::try_join!(report(pa), report(pb))?;
-    let mut all = Vec::new();
-    for (r, other) in [(&ra, &b.identity.0), (&rb, &a.identity.0)] {
-        all.extend(
-            floats(&r["heard"][other.as_str()]["latencies_ms"])
-                .into_iter()
-                .skip(warm_up),
-        );
-    }
-    Ok(all)
+    let (args_a, args_b) = (
+        ["--freq", "880", "--seconds", &secs],
+        ["--freq", "660", "--seconds", &secs],
+    );
+    face_to_face(a, b, &args_a, &args_b, ["heard", "latencies_ms"], warm_up).await
 }
 
 /// Two Python peers publishing the stamped pattern at `size` to each other; glass-to-glass
@@ -93,13 +82,34 @@ pub async fn glass_to_glass(
 ) -> anyhow::Result<Vec<f64>> {
     let secs = seconds.to_string();
     let args = ["--video", "--video-size", size, "--seconds", &secs];
-    let pa = command(a)?.args(args).spawn()?;
-    let pb = command(b)?.args(args).spawn()?;
+    face_to_face(
+        a,
+        b,
+        &args,
+        &args,
+        ["watched", "glass_to_glass_ms"],
+        warm_up,
+    )
+    .await
+}
+
+/// Runs one peer as `a` and one as `b` at once; pools what each reported about the other
+/// (`report[section][other identity][field]`), each direction's first `warm_up` dropped.
+async fn face_to_face(
+    a: &Grant,
+    b: &Grant,
+    args_a: &[&str],
+    args_b: &[&str],
+    [section, field]: [&str; 2],
+    warm_up: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let pa = command(a)?.args(args_a).spawn()?;
+    let pb = command(b)?.args(args_b).spawn()?;
     let (ra, rb) = tokio::try_join!(report(pa), report(pb))?;
     let mut all = Vec::new();
     for (r, other) in [(&ra, &b.identity.0), (&rb, &a.identity.0)] {
         all.extend(
-            floats(&r["watched"][other.as_str()]["glass_to_glass_ms"])
+            floats(&r[section][other.as_str()][field])
                 .into_iter()
                 .skip(warm_up),
         );

@@ -72,20 +72,17 @@ pub(crate) async fn pump_microphone(
     }
 }
 
-/// Counters of one remote audio track, reported when it ends.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PlayoutStats {
-    pub jitter: estrade_media::JitterStats,
-    pub decode_errors: u64,
-}
-
-/// Track → jitter buffer → Opus → sink on a 20 ms playout clock. Ends with the track.
-pub(crate) async fn play_remote_audio(
-    track: RemoteTrack,
-    mut sink: Box<dyn AudioSink>,
-) -> PlayoutStats {
+/// Track → jitter buffer → Opus → sink on a 20 ms playout clock. Ends with the track, and
+/// then says (once, off the hot path) what its jitter buffer and decoder went through.
+pub(crate) async fn play_remote_audio(track: RemoteTrack, mut sink: Box<dyn AudioSink>) {
     // Without a decoder the track is still read (and dropped) so the stack does not back up.
-    let mut decoder = OpusDecoder::new().ok();
+    let mut decoder = match OpusDecoder::new() {
+        Ok(d) => Some(d),
+        Err(e) => {
+            tracing::warn!(error = %e, track = %track.track_id(), "remote audio not played");
+            None
+        }
+    };
     let mut buffer = JitterBuffer::new();
     let mut pcm: AudioFrame = [0; FRAME_SAMPLES];
     let mut decode_errors = 0u64;
@@ -116,8 +113,10 @@ pub(crate) async fn play_remote_audio(
             }
         }
     }
-    PlayoutStats {
-        jitter: buffer.stats(),
+    tracing::debug!(
+        track = %track.track_id(),
+        jitter = ?buffer.stats(),
         decode_errors,
-    }
+        "remote audio ended"
+    );
 }

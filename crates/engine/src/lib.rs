@@ -20,7 +20,7 @@ mod room;
 mod signal;
 mod video;
 
-pub use audio::{AudioOutput, PlayoutStats};
+pub use audio::AudioOutput;
 pub use estrade_media::{
     AudioFrame, AudioSink, AudioSource, I420Frame, VideoSink, VideoSource, synthetic,
     synthetic_video,
@@ -29,7 +29,7 @@ pub use events::RoomEvent;
 pub use recorder::{FrameRecorder, Heard, PulseRecorder, Seen};
 pub use room::{CommandError, JoinError, JoinOptions, Room, RoomEvents, join};
 pub use signal::ConnectError;
-pub use video::{CameraSettings, VideoOutput, VideoStats};
+pub use video::{CameraSettings, VideoOutput};
 
 pub use estrade_session::{
     ChatError, ChatMessage, ConnectionQuality, DisconnectReason, LeaveAction, Participant,

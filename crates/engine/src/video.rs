@@ -85,21 +85,26 @@ pub(crate) async fn pump_camera(
     }
 }
 
-/// Counters of one remote camera, reported when it ends.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct VideoStats {
-    pub shown: u64,
-    pub decode_errors: u64,
-    pub keyframe_requests: u64,
+/// Counters of one remote camera, said when it ends.
+#[derive(Debug, Default)]
+struct VideoStats {
+    shown: u64,
+    decode_errors: u64,
+    keyframe_requests: u64,
 }
 
-pub(crate) async fn play_remote_video(
-    track: RemoteTrack,
-    mut sink: Box<dyn VideoSink>,
-) -> VideoStats {
+/// Track → frames → VP8 → sink. Ends with the track.
+pub(crate) async fn play_remote_video(track: RemoteTrack, mut sink: Box<dyn VideoSink>) {
+    let track_id = track.track_id();
     let mut stats = VideoStats::default();
-    let Ok(mut decoder) = Vp8Decoder::new() else {
-        return stats;
+    let mut decoder = match Vp8Decoder::new() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, track = %track_id, "remote video not shown");
+            // Still read (and drop) so the stack does not back up.
+            while track.read().await.is_ok() {}
+            return;
+        }
     };
     let mut frames = track.vp8_frames();
     let mut picture = I420Frame::new(2, 2);
@@ -137,7 +142,7 @@ pub(crate) async fn play_remote_video(
             let _ = frames.track().request_keyframe().await;
         }
     }
-    stats
+    tracing::debug!(track = %track_id, ?stats, "remote video ended");
 }
 
 /// RFC 6386 §9.1: bit 0 of the first byte is 0 on keyframes.

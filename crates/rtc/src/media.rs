@@ -69,7 +69,6 @@ pub enum MediaKind {
 pub struct RtpPacket {
     pub sequence: u16,
     pub timestamp: u32,
-    pub marker: bool,
     pub payload: Bytes,
 }
 
@@ -141,10 +140,6 @@ impl RemoteTrack {
         }
     }
 
-    pub fn mime_type(&self) -> String {
-        self.track.codec().capability.mime_type
-    }
-
     /// The next RTP packet; an error when the track ended.
     pub async fn read(&self) -> Result<RtpPacket, RtcError> {
         let (packet, _) = self
@@ -155,7 +150,6 @@ impl RemoteTrack {
         Ok(RtpPacket {
             sequence: packet.header.sequence_number,
             timestamp: packet.header.timestamp,
-            marker: packet.header.marker,
             payload: packet.payload,
         })
     }

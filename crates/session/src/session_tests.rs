@@ -724,3 +724,31 @@ fn candidates_wait_for_their_remote_description() {
         }]
     );
 }
+
+#[test]
+fn losing_the_signal_or_the_media_ends_the_session_once_and_chat_says_so() {
+    let t0 = Instant::now();
+    let mut s = Session::new(t0, T0_MS);
+    assert_eq!(
+        s.send_chat(t0, "s0", "trop tôt"),
+        Err(crate::ChatError::NotConnected)
+    );
+    let (mut s, t0) = joined(vec![]);
+    events(&mut s);
+    s.handle_signal_lost("reset by peer".into());
+    s.handle_media_failed("the Subscriber PeerConnection failed".into());
+    assert_eq!(
+        events(&mut s),
+        vec![SessionEvent::Disconnected {
+            reason: DisconnectReason::SignalLost("reset by peer".into()),
+            action: LeaveAction::Resume,
+        }],
+        "the first cause is the one reported"
+    );
+    assert_eq!(s.state(), SessionState::Disconnected);
+    assert_eq!(
+        s.send_chat(t0, "s1", "encore là ?"),
+        Err(crate::ChatError::NotConnected)
+    );
+    assert_eq!(s.poll_data_transmit(), None);
+}
