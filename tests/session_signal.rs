@@ -125,6 +125,7 @@ async fn the_session_follows_a_real_room() {
         width: 1280,
         height: 720,
         muted: false,
+        layers: vec![],
     };
     assert_eq!(
         student.session.publish_track(camera),

@@ -227,7 +227,8 @@ async def main():
     args.add_argument("--seconds", type=float, default=8.0)
     args.add_argument("--say", default="")
     args.add_argument("--join-bench", type=int, default=0)
-    args.add_argument("--video", action="store_true", help="publish the stamped pattern (VP8) too")
+    args.add_argument("--video", action="store_true", help="publish the stamped pattern too")
+    args.add_argument("--video-codec", choices=["vp8", "h264"], default="vp8")
     args.add_argument("--video-size", default="640x360")
     opts = args.parse_args()
     if opts.join_bench:
@@ -261,6 +262,7 @@ async def main():
             tasks.append(asyncio.ensure_future(listen(track, analyser)))
         elif track.kind == rtc.TrackKind.KIND_VIDEO:
             seen = watched.setdefault(participant.identity, {"frames": [], "glass_to_glass_ms": [], "sizes": set(), "unreadable": 0})
+            seen["mime_type"] = publication.mime_type
             tasks.append(asyncio.ensure_future(watch(track, seen)))
 
     started = time.monotonic()
@@ -283,7 +285,9 @@ async def main():
         await room.local_participant.publish_track(
             camera,
             rtc.TrackPublishOptions(
-                source=rtc.TrackSource.SOURCE_CAMERA, video_codec=rtc.VideoCodec.VP8, simulcast=False
+                source=rtc.TrackSource.SOURCE_CAMERA,
+                video_codec=rtc.VideoCodec.H264 if opts.video_codec == "h264" else rtc.VideoCodec.VP8,
+                simulcast=False
             ),
         )
         tasks.append(asyncio.ensure_future(publish_pattern(video, vw, vh, stop)))

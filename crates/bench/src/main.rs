@@ -210,6 +210,8 @@ async fn glass_to_glass_ours(a: &Grant, b: &Grant, seconds: u64) -> anyhow::Resu
         height: 720,
         fps: 30,
         bitrate_kbps: 1_500,
+        codec: estrade_engine::VideoCodec::Vp8,
+        simulcast: false,
     };
     room_a
         .publish_camera(TestPattern::new(1280, 720, 30), settings)

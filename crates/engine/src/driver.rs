@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use estrade_rtc::{
     ConnectionState, LocalTrack, MediaKind, PeerConnections, RemoteTrack, RtcEvent, Target,
+    VideoCodec,
 };
 use estrade_session::{
     ChatError, ChatMessage, ParticipantSid, RtcCommand, Session, SessionEvent, SessionState,
-    SignalTarget, TrackKind, TrackSid, TrackSource,
+    SignalTarget, TrackKind, TrackSettings, TrackSid, TrackSource, VideoLayer,
 };
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -44,6 +45,10 @@ pub(crate) enum Command {
     SendChat {
         text: String,
         reply: oneshot::Sender<Result<ChatMessage, ChatError>>,
+    },
+    TrackSettings {
+        track: TrackSid,
+        settings: TrackSettings,
     },
     Leave {
         done: oneshot::Sender<()>,
@@ -85,7 +90,13 @@ pub(crate) struct Driver {
 /// What to publish.
 pub(crate) enum Publishing {
     Microphone,
-    Camera { width: u32, height: u32 },
+    Camera {
+        width: u32,
+        height: u32,
+        codec: VideoCodec,
+        /// Lowest first; one entry without simulcast.
+        layers: Vec<VideoLayer>,
+    },
 }
 
 pub(crate) struct Publication {
@@ -171,6 +182,9 @@ impl Driver {
             Command::SendChat { text, reply } => {
                 let id = new_stream_id();
                 let _ = reply.send(self.session.send_chat(Instant::now(), &id, &text));
+            }
+            Command::TrackSettings { track, settings } => {
+                self.session.set_track_settings(&track, settings);
             }
             Command::Leave { done } => {
                 self.leaving.push(done);

@@ -22,7 +22,7 @@ mod video;
 
 pub use audio::AudioOutput;
 pub use estrade_media::{
-    AudioFrame, AudioSink, AudioSource, I420Frame, VideoSink, VideoSource, synthetic,
+    AudioFrame, AudioSink, AudioSource, I420Frame, VideoCodec, VideoSink, VideoSource, synthetic,
     synthetic_video,
 };
 pub use events::RoomEvent;
@@ -34,5 +34,5 @@ pub use video::{CameraSettings, VideoOutput};
 pub use estrade_session::{
     ChatError, ChatMessage, ConnectionQuality, DisconnectReason, LeaveAction, Participant,
     ParticipantIdentity, ParticipantSid, PublishError, Room as RoomInfo, SessionEvent, TrackKind,
-    TrackPublication, TrackSid, TrackSource,
+    TrackPublication, TrackSettings, TrackSid, TrackSource, VideoQuality,
 };

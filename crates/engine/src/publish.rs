@@ -5,6 +5,7 @@
 
 use estrade_rtc::LocalTrack;
 use estrade_session::{TrackKind, TrackRequest, TrackSid, TrackSource};
+
 use tokio::sync::watch;
 
 use super::{Driver, Publication, Publishing, new_stream_id};
@@ -15,20 +16,27 @@ impl Driver {
         &mut self,
         what: Publishing,
     ) -> Result<(LocalTrack, watch::Receiver<bool>), CommandError> {
-        let (source, kind, name, width, height) = match what {
+        let (source, kind, name, width, height, video) = match what {
             Publishing::Microphone => (
                 TrackSource::Microphone,
                 TrackKind::Audio,
                 "microphone",
                 0,
                 0,
+                None,
             ),
-            Publishing::Camera { width, height } => (
+            Publishing::Camera {
+                width,
+                height,
+                codec,
+                layers,
+            } => (
                 TrackSource::Camera,
                 TrackKind::Video,
                 "camera",
                 width,
                 height,
+                Some((codec, layers)),
             ),
         };
         if self.published.iter().any(|p| p.source == source) {
@@ -43,10 +51,20 @@ impl Driver {
             width,
             height,
             muted: false,
+            // Every video track says its layers (one: quality HIGH, rid `f`), as the SDKs do.
+            layers: video
+                .as_ref()
+                .map(|(_, layers)| layers.clone())
+                .unwrap_or_default(),
         })?;
-        let added = match kind {
-            TrackKind::Audio => self.pcs.add_audio_track(&cid, "estrade").await,
-            TrackKind::Video => self.pcs.add_vp8_track(&cid, "estrade").await,
+        let added = match &video {
+            None => self.pcs.add_audio_track(&cid, "estrade").await,
+            Some((codec, layers)) => {
+                let rids: Vec<&str> = layers.iter().map(|l| l.rid.as_str()).collect();
+                self.pcs
+                    .add_video_track(&cid, "estrade", *codec, &rids)
+                    .await
+            }
         };
         let track = added.map_err(|e| CommandError::Media(e.to_string()))?;
         self.session.renegotiate_publisher();

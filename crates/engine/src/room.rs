@@ -8,7 +8,7 @@ use estrade_media::{AudioSource, VideoSource};
 use estrade_rtc::{PeerConnections, RtcConfig, RtcError};
 use estrade_session::{
     ChatError, ChatMessage, DisconnectReason, PublishError, Session, SessionEvent, SessionState,
-    TrackSource,
+    TrackSettings, TrackSid, TrackSource,
 };
 use futures_util::StreamExt as _;
 use tokio::sync::{mpsc, oneshot};
@@ -196,21 +196,25 @@ impl Room {
         Ok(())
     }
 
-    /// Publishes a camera whose frames come from `source`, as VP8 at `settings`. A role that
-    /// may not publish a camera (a student) gets [`PublishError::NotAllowed`].
+    /// Publishes a camera whose frames come from `source`, encoded as `settings` say
+    /// (codec, size, simulcast layers). A role that may not publish a camera (a student)
+    /// gets [`PublishError::NotAllowed`].
     pub async fn publish_camera(
         &self,
         source: impl VideoSource,
         settings: CameraSettings,
     ) -> Result<(), CommandError> {
+        let layers = settings.layers();
         let (track, enabled) = self
             .publish(Publishing::Camera {
                 width: settings.width,
                 height: settings.height,
+                codec: settings.codec,
+                layers: layers.clone(),
             })
             .await?;
         tokio::spawn(async move {
-            let end = video::pump_camera(source, settings, track, enabled).await;
+            let end = video::pump_camera(source, settings, layers, track, enabled).await;
             tracing::info!(?end, "camera stopped");
         });
         Ok(())
@@ -234,6 +238,18 @@ impl Room {
     /// Turns the published camera off (muted, nothing sent) or back on (keyframe first).
     pub async fn set_camera_enabled(&self, enabled: bool) -> Result<(), CommandError> {
         self.set_enabled(TrackSource::Camera, enabled).await
+    }
+
+    /// Tells the server how a remote camera is shown here: the tile's size picks the
+    /// simulcast layer it forwards (a 320×180 tile gets the quarter layer, not 720p), and a
+    /// hidden tile (`enabled: false`) is not forwarded at all. Default: full size.
+    pub async fn set_track_settings(
+        &self,
+        track: TrackSid,
+        settings: TrackSettings,
+    ) -> Result<(), CommandError> {
+        self.command(Command::TrackSettings { track, settings })
+            .await
     }
 
     async fn publish(

@@ -1,14 +1,15 @@
-//! The video paths: our camera (source → VP8 → publisher track, keyframes on PLI) and each
-//! remote camera (subscriber track → frame reassembly → VP8 → sink, PLI when a frame is
-//! lost or undecodable). Encoding and decoding run with `block_in_place`: they take
+//! The video paths: our camera (source → one encoder per simulcast layer, each fed a
+//! halved copy of the layer above → publisher track, keyframes on PLI) and each remote
+//! camera (subscriber track → frame reassembly → decoder of the publisher's codec → sink,
+//! PLI when a frame is lost or undecodable). Encoding and decoding run with `block_in_place`: they take
 //! milliseconds of CPU and must not stall other tasks on this worker.
 
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use estrade_media::{I420Frame, VideoSink, VideoSource, Vp8Decoder, Vp8Encoder};
+use estrade_media::{I420Frame, VideoCodec, VideoDecoder, VideoEncoder, VideoSink, VideoSource};
 use estrade_rtc::{LocalTrack, RemoteTrack};
-use estrade_session::{ParticipantIdentity, TrackSid};
+use estrade_session::{ParticipantIdentity, TrackSid, VideoLayer, VideoQuality};
 use tokio::sync::watch;
 
 use crate::audio::PumpEnd;
@@ -27,28 +28,87 @@ pub struct CameraSettings {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
+    /// For the full-size layer; the smaller simulcast layers get less.
     pub bitrate_kbps: u32,
+    pub codec: VideoCodec,
+    /// Also send half- and quarter-size layers, so each viewer gets what its tile needs.
+    /// Ignored (one layer) when the size is not a multiple of 4 or below 640×360.
+    pub simulcast: bool,
+}
+
+impl CameraSettings {
+    /// The layers actually sent, lowest first (LiveKit's rids `q`, `h`, `f`).
+    pub(crate) fn layers(&self) -> Vec<VideoLayer> {
+        let (w, h) = (self.width, self.height);
+        let full = VideoLayer {
+            quality: VideoQuality::High,
+            rid: "f".into(),
+            width: w,
+            height: h,
+            bitrate_kbps: self.bitrate_kbps,
+        };
+        if !self.simulcast || w % 4 != 0 || h % 4 != 0 || w.min(h) < 360 {
+            return vec![full];
+        }
+        vec![
+            VideoLayer {
+                quality: VideoQuality::Low,
+                rid: "q".into(),
+                width: w / 4,
+                height: h / 4,
+                bitrate_kbps: (self.bitrate_kbps / 10).max(60),
+            },
+            VideoLayer {
+                quality: VideoQuality::Medium,
+                rid: "h".into(),
+                width: w / 2,
+                height: h / 2,
+                bitrate_kbps: (self.bitrate_kbps * 3 / 10).max(150),
+            },
+            full,
+        ]
+    }
+}
+
+/// One layer's encoder and its reused frame. (Its output lives apart, in `packets`: an
+/// encoder is not `Sync` and must not be borrowed across the send's await.)
+struct LayerEncoder {
+    encoder: VideoEncoder,
+    /// The frame at this layer's size (unused for the full-size layer: it reads the source).
+    scaled: I420Frame,
+    need_keyframe: bool,
 }
 
 pub(crate) async fn pump_camera(
     mut source: impl VideoSource,
     settings: CameraSettings,
+    layers: Vec<VideoLayer>,
     track: LocalTrack,
     mut enabled: watch::Receiver<bool>,
 ) -> PumpEnd {
-    let mut encoder = match Vp8Encoder::new(
-        settings.width,
-        settings.height,
-        settings.fps,
-        settings.bitrate_kbps,
-    ) {
-        Ok(e) => e,
-        Err(e) => return PumpEnd::Failed(e.to_string()),
-    };
+    let mut encoders = Vec::with_capacity(layers.len());
+    for layer in &layers {
+        match VideoEncoder::new(
+            settings.codec,
+            layer.width,
+            layer.height,
+            settings.fps,
+            layer.bitrate_kbps,
+        ) {
+            Ok(encoder) => encoders.push(LayerEncoder {
+                encoder,
+                scaled: I420Frame::new(layer.width, layer.height),
+                need_keyframe: true,
+            }),
+            Err(e) => return PumpEnd::Failed(e.to_string()),
+        }
+    }
+    let mut packets: Vec<Vec<u8>> = layers
+        .iter()
+        .map(|_| Vec::with_capacity(256 * 1024))
+        .collect();
     let mut frame = I420Frame::new(settings.width, settings.height);
-    let mut packet = Vec::with_capacity(256 * 1024);
     let mut out = BytesMut::with_capacity(512 * 1024);
-    let mut need_keyframe = true;
     let frame_time = Duration::from_secs(1) / settings.fps.max(1);
     loop {
         tokio::select! {
@@ -62,27 +122,60 @@ pub(crate) async fn pump_camera(
                     return PumpEnd::Unpublished;
                 }
                 // Back from a mute: the receivers need a fresh picture.
-                need_keyframe |= *enabled.borrow();
+                if *enabled.borrow() {
+                    encoders.iter_mut().for_each(|l| l.need_keyframe = true);
+                }
                 continue;
             }
         }
         if !*enabled.borrow() {
             continue;
         }
-        let key = std::mem::take(&mut need_keyframe) | track.take_keyframe_request();
-        let encoded = tokio::task::block_in_place(|| encoder.encode(&frame, key, &mut packet));
+        for (at, layer) in encoders.iter_mut().enumerate() {
+            layer.need_keyframe |= track.take_keyframe_request(at);
+        }
+        let encoded =
+            tokio::task::block_in_place(|| encode_layers(&frame, &mut encoders, &mut packets));
         if let Err(e) = encoded {
             return PumpEnd::Failed(e.to_string());
         }
-        if packet.is_empty() {
-            continue;
-        }
-        out.reserve(packet.len());
-        out.extend_from_slice(&packet);
-        if let Err(e) = track.write(out.split().freeze(), frame_time).await {
-            return PumpEnd::Failed(e.to_string());
+        for (at, packet) in packets.iter().enumerate() {
+            if packet.is_empty() {
+                continue;
+            }
+            out.reserve(packet.len());
+            out.extend_from_slice(packet);
+            let frame = out.split().freeze();
+            if let Err(e) = track.write_layer(at, frame, frame_time).await {
+                return PumpEnd::Failed(e.to_string());
+            }
         }
     }
+}
+
+/// Scales the source down layer by layer (full → half → quarter) and encodes each.
+fn encode_layers(
+    frame: &I420Frame,
+    encoders: &mut [LayerEncoder],
+    packets: &mut [Vec<u8>],
+) -> Result<(), estrade_media::CodecError> {
+    let top = encoders.len() - 1;
+    for at in (0..encoders.len()).rev() {
+        if at < top {
+            let (lower, upper) = encoders.split_at_mut(at + 1);
+            let above = if at + 1 == top {
+                frame
+            } else {
+                &upper[0].scaled
+            };
+            above.downscale_half_into(&mut lower[at].scaled);
+        }
+        let layer = &mut encoders[at];
+        let input = if at == top { frame } else { &layer.scaled };
+        let key = std::mem::take(&mut layer.need_keyframe);
+        layer.encoder.encode(input, key, &mut packets[at])?;
+    }
+    Ok(())
 }
 
 /// Counters of one remote camera, said when it ends.
@@ -97,7 +190,15 @@ struct VideoStats {
 pub(crate) async fn play_remote_video(track: RemoteTrack, mut sink: Box<dyn VideoSink>) {
     let track_id = track.track_id();
     let mut stats = VideoStats::default();
-    let mut decoder = match Vp8Decoder::new() {
+    let decoder = track
+        .video_codec()
+        .ok_or_else(|| "a codec we do not decode".to_owned())
+        .and_then(|codec| {
+            VideoDecoder::new(codec)
+                .map(|d| (codec, d))
+                .map_err(|e| e.to_string())
+        });
+    let (codec, mut decoder) = match decoder {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(error = %e, track = %track_id, "remote video not shown");
@@ -106,7 +207,7 @@ pub(crate) async fn play_remote_video(track: RemoteTrack, mut sink: Box<dyn Vide
             return;
         }
     };
-    let mut frames = track.vp8_frames();
+    let mut frames = track.video_frames(codec);
     let mut picture = I420Frame::new(2, 2);
     let mut waiting_for_key = false;
     let mut last_pli: Option<Instant> = None;
@@ -119,7 +220,7 @@ pub(crate) async fn play_remote_video(track: RemoteTrack, mut sink: Box<dyn Vide
             // References are gone: decoding on would show garbage until the next keyframe.
             waiting_for_key = true;
             Ok(false)
-        } else if waiting_for_key && !is_vp8_keyframe(&data) {
+        } else if waiting_for_key && !codec.is_keyframe(&data) {
             Ok(false)
         } else {
             tokio::task::block_in_place(|| decoder.decode(&data, &mut picture))
@@ -143,9 +244,4 @@ pub(crate) async fn play_remote_video(track: RemoteTrack, mut sink: Box<dyn Vide
         }
     }
     tracing::debug!(track = %track_id, ?stats, "remote video ended");
-}
-
-/// RFC 6386 §9.1: bit 0 of the first byte is 0 on keyframes.
-fn is_vp8_keyframe(frame: &[u8]) -> bool {
-    frame.first().is_some_and(|b| b & 1 == 0)
 }

@@ -1,16 +1,20 @@
 //! Estrade's media pieces, independent of the network: the source and sink traits,
-//! synthetic sources whose content carries time, the audio jitter buffer, the Opus codec.
+//! synthetic sources whose content carries time, the audio jitter buffer, the Opus, VP8 and H.264 codecs.
 
 pub mod audio;
+mod h264;
 pub mod jitter;
 mod opus_codec;
 pub mod synthetic;
 pub mod synthetic_video;
 pub mod video;
+mod video_codec;
 mod vp8;
 
 pub use audio::{AudioFrame, AudioSink, AudioSource, FRAME_SAMPLES, SAMPLE_RATE, SourceEnded};
+pub use h264::{H264Decoder, H264Encoder};
 pub use jitter::{JitterBuffer, JitterStats, Playout};
 pub use opus_codec::{CodecError, MAX_PACKET, OpusDecoder, OpusEncoder};
 pub use video::{I420Frame, VideoSink, VideoSource};
+pub use video_codec::{VideoCodec, VideoDecoder, VideoEncoder};
 pub use vp8::{Vp8Decoder, Vp8Encoder};

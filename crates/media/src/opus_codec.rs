@@ -5,13 +5,14 @@ use crate::audio::{AudioFrame, FRAME_SAMPLES, SAMPLE_RATE};
 /// Largest packet we produce (RFC 6716 allows 1275 bytes per frame).
 pub const MAX_PACKET: usize = 1275;
 
+/// Shared by every codec of this crate; the message names the codec.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum CodecError {
-    #[error("the Opus codec could not start: {0}")]
+    #[error("the codec could not start: {0}")]
     Setup(String),
-    #[error("Opus could not encode: {0}")]
+    #[error("could not encode: {0}")]
     Encode(String),
-    #[error("an Opus packet could not be decoded: {0}")]
+    #[error("a packet could not be decoded: {0}")]
     Decode(String),
 }
 
@@ -21,7 +22,7 @@ pub struct OpusEncoder {
 
 impl OpusEncoder {
     pub fn new() -> Result<Self, CodecError> {
-        let setup = |e: opus::Error| CodecError::Setup(e.to_string());
+        let setup = |e: opus::Error| CodecError::Setup(format!("Opus: {e}"));
         let mut inner =
             opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)
                 .map_err(setup)?;
@@ -43,7 +44,7 @@ impl OpusEncoder {
     ) -> Result<usize, CodecError> {
         self.inner
             .encode(pcm, out)
-            .map_err(|e| CodecError::Encode(e.to_string()))
+            .map_err(|e| CodecError::Encode(format!("Opus: {e}")))
     }
 }
 
@@ -54,7 +55,7 @@ pub struct OpusDecoder {
 impl OpusDecoder {
     pub fn new() -> Result<Self, CodecError> {
         let inner = opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono)
-            .map_err(|e| CodecError::Setup(e.to_string()))?;
+            .map_err(|e| CodecError::Setup(format!("Opus: {e}")))?;
         Ok(Self { inner })
     }
 
@@ -77,7 +78,7 @@ impl OpusDecoder {
         let n = self
             .inner
             .decode(packet, out, fec)
-            .map_err(|e| CodecError::Decode(e.to_string()))?;
+            .map_err(|e| CodecError::Decode(format!("Opus: {e}")))?;
         // A shorter frame (10 ms packets from another SDK) is padded with silence.
         out[n.min(FRAME_SAMPLES)..].fill(0);
         Ok(())

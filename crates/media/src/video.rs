@@ -71,6 +71,41 @@ impl I420Frame {
     pub fn as_bytes_mut(&mut self) -> &mut [u8] {
         &mut self.data
     }
+
+    /// Writes this frame at half its width and height into `out` (a 2×2 box filter; `out`
+    /// is resized only if its size differs): the next simulcast layer down.
+    pub fn downscale_half_into(&self, out: &mut I420Frame) {
+        let (dw, dh) = (self.width / 2, self.height / 2);
+        if out.width != dw.max(2).next_multiple_of(2) || out.height != dh.max(2).next_multiple_of(2)
+        {
+            *out = I420Frame::new(dw, dh);
+        }
+        let (sw, sh) = (self.width as usize, self.height as usize);
+        let (dw, dh) = (out.width as usize, out.height as usize);
+        let (src_y, src_uv) = self.data.split_at(sw * sh);
+        let (src_u, src_v) = src_uv.split_at(sw * sh / 4);
+        let (dst_y, dst_uv) = out.data.split_at_mut(dw * dh);
+        let (dst_u, dst_v) = dst_uv.split_at_mut(dw * dh / 4);
+        half_plane(src_y, sw, sh, dst_y, dw, dh);
+        half_plane(src_u, sw / 2, sh / 2, dst_u, dw / 2, dh / 2);
+        half_plane(src_v, sw / 2, sh / 2, dst_v, dw / 2, dh / 2);
+    }
+}
+
+/// Averages 2×2 blocks; edges repeat the last row/column when the source is odd-sized.
+fn half_plane(src: &[u8], sw: usize, sh: usize, dst: &mut [u8], dw: usize, dh: usize) {
+    for (y, row) in dst.chunks_exact_mut(dw).take(dh).enumerate() {
+        let r0 = (2 * y).min(sh - 1) * sw;
+        let r1 = (2 * y + 1).min(sh - 1) * sw;
+        for (x, out) in row.iter_mut().enumerate() {
+            let (c0, c1) = ((2 * x).min(sw - 1), (2 * x + 1).min(sw - 1));
+            let sum = u16::from(src[r0 + c0])
+                + u16::from(src[r0 + c1])
+                + u16::from(src[r1 + c0])
+                + u16::from(src[r1 + c1]);
+            *out = ((sum + 2) / 4) as u8;
+        }
+    }
 }
 
 /// Where a published camera's frames come from: a device (media issue) or synthetic.
@@ -86,4 +121,32 @@ pub trait VideoSource: Send + 'static {
 /// Where a remote camera's decoded frames go (a window's texture, a test checker).
 pub trait VideoSink: Send + 'static {
     fn show(&mut self, frame: &I420Frame, at: Instant);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn halving_averages_blocks_and_keeps_stamps_readable() {
+        let mut big = I420Frame::new(8, 4);
+        big.y_mut()[..8].copy_from_slice(&[0, 4, 10, 10, 200, 100, 7, 7]);
+        big.y_mut()[8..16].copy_from_slice(&[4, 0, 10, 10, 0, 100, 7, 9]);
+        let mut half = I420Frame::new(2, 2);
+        big.downscale_half_into(&mut half);
+        assert_eq!((half.width(), half.height()), (4, 2));
+        assert_eq!(&half.y()[..4], &[2, 10, 100, 8]);
+
+        let mut frame = I420Frame::new(1280, 720);
+        let stamp = crate::synthetic_video::VideoStamp {
+            frame: 77,
+            captured_unix_ms: 123_456,
+        };
+        crate::synthetic_video::draw(&mut frame, stamp);
+        let (mut h, mut q) = (I420Frame::new(2, 2), I420Frame::new(2, 2));
+        frame.downscale_half_into(&mut h);
+        h.downscale_half_into(&mut q);
+        assert_eq!((q.width(), q.height()), (320, 180));
+        assert_eq!(crate::synthetic_video::read(&q), Some(stamp));
+    }
 }

@@ -102,7 +102,7 @@ impl Vp8Encoder {
     ) -> Result<bool, CodecError> {
         if frame.width() != self.width || frame.height() != self.height {
             return Err(CodecError::Encode(format!(
-                "frame is {}x{}, the encoder {}x{}",
+                "VP8: frame is {}x{}, the encoder {}x{}",
                 frame.width(),
                 frame.height(),
                 self.width,
@@ -124,7 +124,9 @@ impl Vp8Encoder {
                 frame.as_bytes().as_ptr().cast_mut(),
             );
             if wrapped.is_null() {
-                return Err(CodecError::Encode("vpx_img_wrap refused the frame".into()));
+                return Err(CodecError::Encode(
+                    "VP8: vpx_img_wrap refused the frame".into(),
+                ));
             }
             let flags = if keyframe {
                 vpx::VPX_EFLAG_FORCE_KF as c_long
@@ -141,7 +143,7 @@ impl Vp8Encoder {
             );
             self.pts += 1;
             if err != vpx::vpx_codec_err_t::VPX_CODEC_OK {
-                return Err(CodecError::Encode(format!("{err:?}")));
+                return Err(CodecError::Encode(format!("VP8: {err:?}")));
             }
             let mut iter: vpx::vpx_codec_iter_t = ptr::null();
             loop {
@@ -211,7 +213,7 @@ impl Vp8Decoder {
                 0,
             );
             if err != vpx::vpx_codec_err_t::VPX_CODEC_OK {
-                return Err(CodecError::Decode(format!("{err:?}")));
+                return Err(CodecError::Decode(format!("VP8: {err:?}")));
             }
             let mut iter: vpx::vpx_codec_iter_t = ptr::null();
             let img = vpx::vpx_codec_get_frame(&mut *self.ctx, &mut iter);
@@ -251,6 +253,11 @@ impl Drop for Vp8Decoder {
             vpx::vpx_codec_destroy(&mut *self.ctx);
         }
     }
+}
+
+/// RFC 6386 §9.1: bit 0 of the first byte is 0 on keyframes.
+pub fn is_vp8_keyframe(frame: &[u8]) -> bool {
+    frame.first().is_some_and(|b| b & 1 == 0)
 }
 
 #[cfg(test)]

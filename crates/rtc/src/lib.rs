@@ -9,6 +9,7 @@
 mod media;
 mod peer;
 
+pub use estrade_media::VideoCodec;
 pub use media::{LocalTrack, MediaKind, RemoteTrack, RemoteVideoFrames, RtpPacket};
 
 pub use peer::{

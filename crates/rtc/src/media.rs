@@ -1,5 +1,5 @@
-//! Media tracks on the two PeerConnections: our Opus track on the publisher, the server's
-//! tracks arriving on the subscriber. Only RTP payloads cross this interface.
+//! Media tracks on the two PeerConnections: our Opus and video tracks (simulcast or not) on
+//! the publisher, the server's tracks arriving on the subscriber. Only RTP payloads cross this interface.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,14 +7,19 @@ use std::time::Duration;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use estrade_media::VideoCodec;
+use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::media::Sample;
 use webrtc::media::io::sample_builder::SampleBuilder;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::rtp::codecs::h264::H264Packet;
 use webrtc::rtp::codecs::vp8::Vp8Packet;
-use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
+use webrtc::rtp_transceiver::RTCPFeedback;
+use webrtc::rtp_transceiver::rtp_codec::{
+    RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType,
+};
 use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
@@ -22,32 +27,58 @@ use webrtc::track::track_remote::TrackRemote;
 
 use crate::peer::{PeerConnections, RtcError};
 
-/// A track of ours on the publisher PC. Cheap to clone.
+/// A track of ours on the publisher PC: one encoding, or several simulcast layers (each
+/// its own RTP stream, tagged with its rid). Cheap to clone.
 #[derive(Clone)]
 pub struct LocalTrack {
-    track: Arc<TrackLocalStaticSample>,
+    /// Lowest layer first, as the rids were given.
+    layers: Arc<[Arc<TrackLocalStaticSample>]>,
     sender: Arc<RTCRtpSender>,
-    /// Set when the server relays a subscriber's PLI/FIR: the next frame must be a keyframe.
-    keyframe_wanted: Arc<AtomicBool>,
+    /// Per layer, set when the server relays a subscriber's PLI/FIR: that layer's next frame
+    /// must be a keyframe.
+    keyframe_wanted: Arc<[AtomicBool]>,
 }
 
 impl std::fmt::Debug for LocalTrack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalTrack")
-            .field("id", &self.track.id())
+            .field("id", &self.layers[0].id())
+            .field("layers", &self.layers.len())
             .finish()
     }
 }
 
 impl LocalTrack {
-    /// Whether a keyframe was asked for since the last call (video).
-    pub fn take_keyframe_request(&self) -> bool {
-        self.keyframe_wanted.swap(false, Ordering::Relaxed)
+    /// How many simulcast layers (1 without simulcast).
+    pub fn layer_count(&self) -> usize {
+        self.layers.len()
     }
 
-    /// Sends one encoded frame (Opus packet, VP8 frame) lasting `duration`.
+    /// Whether a keyframe was asked for on this layer since the last call (video).
+    pub fn take_keyframe_request(&self, layer: usize) -> bool {
+        self.keyframe_wanted
+            .get(layer)
+            .is_some_and(|w| w.swap(false, Ordering::Relaxed))
+    }
+
+    /// Sends one encoded frame (Opus packet, video frame) lasting `duration` on the first
+    /// (or only) layer.
     pub async fn write(&self, packet: Bytes, duration: Duration) -> Result<(), RtcError> {
-        self.track
+        self.write_layer(0, packet, duration).await
+    }
+
+    /// Sends one encoded frame on one simulcast layer.
+    pub async fn write_layer(
+        &self,
+        layer: usize,
+        packet: Bytes,
+        duration: Duration,
+    ) -> Result<(), RtcError> {
+        let track = self
+            .layers
+            .get(layer)
+            .ok_or_else(|| RtcError::Send(format!("no simulcast layer {layer}")))?;
+        track
             .write_sample(&Sample {
                 data: packet,
                 duration,
@@ -115,10 +146,32 @@ impl RemoteTrack {
         .map_err(|e| RtcError::Send(e.to_string()))
     }
 
-    /// Reassembles this VP8 track's RTP packets into whole frames.
-    pub fn vp8_frames(self) -> RemoteVideoFrames {
+    /// The video codec the publisher chose, if it is one we decode.
+    pub fn video_codec(&self) -> Option<VideoCodec> {
+        let mime = self.track.codec().capability.mime_type;
+        if mime.eq_ignore_ascii_case(MIME_TYPE_VP8) {
+            Some(VideoCodec::Vp8)
+        } else if mime.eq_ignore_ascii_case(MIME_TYPE_H264) {
+            Some(VideoCodec::H264)
+        } else {
+            None
+        }
+    }
+
+    /// Reassembles this video track's RTP packets into whole frames (VP8 frames, or H.264
+    /// access units in Annex B).
+    pub fn video_frames(self, codec: VideoCodec) -> RemoteVideoFrames {
+        // 256 packets: a 720p keyframe can take ~100 of them.
+        let builder = match codec {
+            VideoCodec::Vp8 => {
+                Reassembly::Vp8(SampleBuilder::new(256, Vp8Packet::default(), 90_000))
+            }
+            VideoCodec::H264 => {
+                Reassembly::H264(SampleBuilder::new(256, H264Packet::default(), 90_000))
+            }
+        };
         RemoteVideoFrames {
-            builder: SampleBuilder::new(64, Vp8Packet::default(), 90_000),
+            builder,
             track: self,
         }
     }
@@ -173,24 +226,61 @@ impl PeerConnections {
             },
             cid,
             stream_id,
+            &[],
         )
         .await
     }
 
-    /// Adds a sendonly VP8 track (same rules as audio).
-    pub async fn add_vp8_track(&self, cid: &str, stream_id: &str) -> Result<LocalTrack, RtcError> {
-        self.add_track(
-            RTCRtpCodecCapability {
+    /// Adds a sendonly video track offering only `codec`, one RTP stream per rid (lowest
+    /// layer first, LiveKit's `q`, `h`, `f`); with more than one it is simulcast, announced
+    /// with `a=rid`/`a=simulcast`. Same rules as audio otherwise.
+    ///
+    /// Every video stream carries its rid, a single layer too (`f` when `rids` is
+    /// empty): with the `sdes:mid` extension on (simulcast needs it) but no rid, a
+    /// single-layer VP8 track reached libwebrtc subscribers through livekit-server only
+    /// some of the time (2–4 frames, then nothing, in ~1 run of 4); with its rid, every time.
+    pub async fn add_video_track(
+        &self,
+        cid: &str,
+        stream_id: &str,
+        codec: VideoCodec,
+        rids: &[&str],
+    ) -> Result<LocalTrack, RtcError> {
+        let capability = match codec {
+            VideoCodec::Vp8 => RTCRtpCodecCapability {
                 mime_type: MIME_TYPE_VP8.to_owned(),
                 clock_rate: 90_000,
                 channels: 0,
                 sdp_fmtp_line: String::new(),
-                rtcp_feedback: vec![],
+                rtcp_feedback: video_feedback(),
             },
-            cid,
-            stream_id,
-        )
-        .await
+            VideoCodec::H264 => RTCRtpCodecCapability {
+                mime_type: MIME_TYPE_H264.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line:
+                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+                        .to_owned(),
+                rtcp_feedback: video_feedback(),
+            },
+        };
+        let local = self
+            .add_track(capability.clone(), cid, stream_id, rids)
+            .await?;
+        // Offer this codec alone: the server records the track's codec from the SDP, and
+        // an offer listing VP8 first would have it answer VP8.
+        let transceivers = self.publisher().get_transceivers().await;
+        for t in transceivers {
+            if Arc::ptr_eq(&t.sender().await, &local.sender) {
+                t.set_codec_preferences(vec![RTCRtpCodecParameters {
+                    capability: capability.clone(),
+                    ..Default::default()
+                }])
+                .await
+                .map_err(|e| RtcError::Setup(e.to_string()))?;
+            }
+        }
+        Ok(local)
     }
 
     async fn add_track(
@@ -198,34 +288,65 @@ impl PeerConnections {
         codec: RTCRtpCodecCapability,
         cid: &str,
         stream_id: &str,
+        rids: &[&str],
     ) -> Result<LocalTrack, RtcError> {
-        let track = Arc::new(TrackLocalStaticSample::new(
-            codec,
-            cid.to_owned(),
-            stream_id.to_owned(),
-        ));
+        let setup = |e: webrtc::Error| RtcError::Setup(e.to_string());
+        let layers: Vec<Arc<TrackLocalStaticSample>> = if rids.is_empty() {
+            vec![Arc::new(TrackLocalStaticSample::new(
+                codec,
+                cid.to_owned(),
+                stream_id.to_owned(),
+            ))]
+        } else {
+            rids.iter()
+                .map(|rid| {
+                    Arc::new(TrackLocalStaticSample::new_with_rid(
+                        codec.clone(),
+                        cid.to_owned(),
+                        (*rid).to_owned(),
+                        stream_id.to_owned(),
+                    ))
+                })
+                .collect()
+        };
         let sender = self
             .publisher()
-            .add_track(Arc::clone(&track) as Arc<dyn TrackLocal + Send + Sync>)
+            .add_track(Arc::clone(&layers[0]) as Arc<dyn TrackLocal + Send + Sync>)
             .await
-            .map_err(|e| RtcError::Setup(e.to_string()))?;
+            .map_err(setup)?;
+        for layer in &layers[1..] {
+            sender
+                .add_encoding(Arc::clone(layer) as Arc<dyn TrackLocal + Send + Sync>)
+                .await
+                .map_err(setup)?;
+        }
+        let keyframe_wanted: Arc<[AtomicBool]> =
+            layers.iter().map(|_| AtomicBool::new(false)).collect();
         // RTCP from the server must be read for the interceptors (NACK, reports) to work;
-        // keyframe requests are noted for the encoder. The task ends with the sender.
-        let keyframe_wanted = Arc::new(AtomicBool::new(false));
-        let (rtcp, wanted) = (Arc::clone(&sender), Arc::clone(&keyframe_wanted));
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 1500];
-            while let Ok((packets, _)) = rtcp.read(&mut buf).await {
-                let asks_keyframe = packets.iter().any(|p| {
-                    p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()
-                });
-                if asks_keyframe {
-                    wanted.store(true, Ordering::Relaxed);
+        // keyframe requests are noted for the encoder. The tasks end with the sender.
+        for (at, layer) in layers.iter().enumerate() {
+            let (rtcp, wanted) = (Arc::clone(&sender), Arc::clone(&keyframe_wanted));
+            let rid = layer.rid().map(str::to_owned);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 1500];
+                loop {
+                    let read = match &rid {
+                        Some(rid) => rtcp.read_simulcast(&mut buf, rid).await,
+                        None => rtcp.read(&mut buf).await,
+                    };
+                    let Ok((packets, _)) = read else { break };
+                    let asks_keyframe = packets.iter().any(|p| {
+                        p.as_any().is::<PictureLossIndication>()
+                            || p.as_any().is::<FullIntraRequest>()
+                    });
+                    if asks_keyframe {
+                        wanted[at].store(true, Ordering::Relaxed);
+                    }
                 }
-            }
-        });
+            });
+        }
         Ok(LocalTrack {
-            track,
+            layers: layers.into(),
             sender,
             keyframe_wanted,
         })
@@ -244,14 +365,24 @@ impl PeerConnections {
 /// is skipped (the decoder then needs a keyframe: [`RemoteTrack::request_keyframe`]).
 pub struct RemoteVideoFrames {
     track: RemoteTrack,
-    builder: SampleBuilder<Vp8Packet>,
+    builder: Reassembly,
+}
+
+enum Reassembly {
+    Vp8(SampleBuilder<Vp8Packet>),
+    /// Depacketizes STAP-A/FU-A into Annex B (start codes before each NAL unit).
+    H264(SampleBuilder<H264Packet>),
 }
 
 impl RemoteVideoFrames {
     /// The next complete frame, and how many frames were dropped before it.
     pub async fn next(&mut self) -> Result<(Bytes, u16), RtcError> {
         loop {
-            if let Some(sample) = self.builder.pop() {
+            let sample = match &mut self.builder {
+                Reassembly::Vp8(b) => b.pop(),
+                Reassembly::H264(b) => b.pop(),
+            };
+            if let Some(sample) = sample {
                 return Ok((sample.data, sample.prev_dropped_packets));
             }
             let (packet, _) = self
@@ -260,11 +391,30 @@ impl RemoteVideoFrames {
                 .read_rtp()
                 .await
                 .map_err(|e| RtcError::TrackEnded(e.to_string()))?;
-            self.builder.push(packet);
+            match &mut self.builder {
+                Reassembly::Vp8(b) => b.push(packet),
+                Reassembly::H264(b) => b.push(packet),
+            }
         }
     }
 
     pub fn track(&self) -> &RemoteTrack {
         &self.track
     }
+}
+
+/// What our video m-lines announce: retransmission, keyframe requests, the server's REMB.
+fn video_feedback() -> Vec<RTCPFeedback> {
+    [
+        ("goog-remb", ""),
+        ("ccm", "fir"),
+        ("nack", ""),
+        ("nack", "pli"),
+    ]
+    .into_iter()
+    .map(|(typ, parameter)| RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    })
+    .collect()
 }

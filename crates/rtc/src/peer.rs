@@ -16,6 +16,7 @@ use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::rtp_transceiver::rtp_codec::{RTCRtpHeaderExtensionCapability, RTPCodecType};
 
 /// Which of the two PeerConnections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,6 +112,22 @@ impl PeerConnections {
         let setup = |e: webrtc::Error| RtcError::Setup(e.to_string());
         let mut media = MediaEngine::default();
         media.register_default_codecs().map_err(setup)?;
+        // Simulcast: the server tells our layers apart by these RTP header extensions.
+        for uri in [
+            webrtc::sdp::extmap::SDES_MID_URI,
+            webrtc::sdp::extmap::SDES_RTP_STREAM_ID_URI,
+            webrtc::sdp::extmap::SDES_REPAIR_RTP_STREAM_ID_URI,
+        ] {
+            media
+                .register_header_extension(
+                    RTCRtpHeaderExtensionCapability {
+                        uri: uri.to_owned(),
+                    },
+                    RTPCodecType::Video,
+                    None,
+                )
+                .map_err(setup)?;
+        }
         let registry = register_default_interceptors(Registry::new(), &mut media).map_err(setup)?;
         let mut settings = SettingEngine::default();
         settings.set_include_loopback_candidate(config.allow_loopback);

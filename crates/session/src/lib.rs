@@ -32,7 +32,8 @@ pub use events::{DisconnectReason, LeaveAction, SessionEvent};
 pub use ids::{ParticipantIdentity, ParticipantSid, TrackSid};
 pub use model::{
     ConnectionQuality, IceServer, Participant, ParticipantKind, ParticipantState, Permissions,
-    Room, TrackKind, TrackPublication, TrackRequest, TrackSource,
+    Room, TrackKind, TrackPublication, TrackRequest, TrackSettings, TrackSource, VideoLayer,
+    VideoQuality,
 };
 pub use negotiation::{NegotiationError, RtcCommand, SignalTarget};
 pub use session::DataReceiveError;

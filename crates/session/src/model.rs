@@ -98,6 +98,35 @@ pub struct TrackRequest {
     pub width: u32,
     pub height: u32,
     pub muted: bool,
+    /// Video layers (one RTP stream each), lowest first; empty for audio.
+    pub layers: Vec<VideoLayer>,
+}
+
+/// One simulcast layer of a video track we publish, sent as its own RTP stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoLayer {
+    pub quality: VideoQuality,
+    /// The RTP stream id announced in the SDP (`q`, `h`, `f`).
+    pub rid: String,
+    pub width: u32,
+    pub height: u32,
+    pub bitrate_kbps: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum VideoQuality {
+    Low,
+    Medium,
+    High,
+}
+
+/// How we want a remote video track forwarded to us: the tile it is shown in decides the
+/// simulcast layer the server picks; a hidden tile pauses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackSettings {
+    pub enabled: bool,
+    pub width: u32,
+    pub height: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::chat::{self, ChatAssembler, ChatError, ChatMessage, ChatReceiveError};
 use crate::events::{DisconnectReason, LeaveAction, SessionEvent};
 use crate::ids::{ParticipantIdentity, ParticipantSid, TrackSid};
-use crate::model::{Change, IceServer, Participant, Room, Roster};
+use crate::model::{Change, IceServer, Participant, Room, Roster, TrackSettings};
 use crate::negotiation::{Negotiation, RtcCommand};
 use crate::wire::{self, DataError, FrameError, Inbound, Outbound, data};
 
@@ -403,6 +403,19 @@ impl Session {
         {
             t.muted = muted;
         }
+    }
+
+    /// Asks the server to forward one remote video track at the layer that fits a tile of
+    /// `width`×`height` (or to pause it when `enabled` is false). Before the join, nothing.
+    pub fn set_track_settings(&mut self, track: &TrackSid, settings: TrackSettings) {
+        if self.state != SessionState::Connected {
+            return;
+        }
+        self.transmits
+            .push_back(wire::encode(Outbound::TrackSettings {
+                track: track.clone(),
+                settings,
+            }));
     }
 
     /// Queues a chat message (text stream on `lk.chat` plus the legacy packet) for the

@@ -500,6 +500,7 @@ fn mic(cid: &str) -> crate::TrackRequest {
         width: 0,
         height: 0,
         muted: false,
+        layers: vec![],
     }
 }
 

@@ -15,7 +15,7 @@ use crate::events::LeaveAction;
 use crate::ids::{ParticipantIdentity, ParticipantSid, TrackSid};
 use crate::model::{
     ConnectionQuality, IceServer, Participant, ParticipantKind, ParticipantState, Permissions,
-    Room, TrackKind, TrackPublication, TrackRequest, TrackSource,
+    Room, TrackKind, TrackPublication, TrackRequest, TrackSettings, TrackSource, VideoQuality,
 };
 use crate::negotiation::SignalTarget;
 
@@ -357,6 +357,10 @@ pub(crate) enum Outbound {
         candidate_init: String,
     },
     AddTrack(TrackRequest),
+    TrackSettings {
+        track: TrackSid,
+        settings: TrackSettings,
+    },
 }
 
 pub(crate) fn encode(out: Outbound) -> Vec<u8> {
@@ -417,6 +421,29 @@ pub(crate) fn encode(out: Outbound) -> Vec<u8> {
             muted: t.muted,
             // webrtc-rs has no RED encoder.
             disable_red: t.kind == TrackKind::Audio,
+            layers: t
+                .layers
+                .into_iter()
+                .map(|l| lk::VideoLayer {
+                    quality: match l.quality {
+                        VideoQuality::Low => lk::VideoQuality::Low,
+                        VideoQuality::Medium => lk::VideoQuality::Medium,
+                        VideoQuality::High => lk::VideoQuality::High,
+                    } as i32,
+                    width: l.width,
+                    height: l.height,
+                    bitrate: l.bitrate_kbps * 1000,
+                    rid: l.rid,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }),
+        Outbound::TrackSettings { track, settings } => M::TrackSetting(lk::UpdateTrackSettings {
+            track_sids: vec![track.0],
+            disabled: !settings.enabled,
+            width: settings.width,
+            height: settings.height,
             ..Default::default()
         }),
     };
