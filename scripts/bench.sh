@@ -13,4 +13,6 @@ trap '"$ESTRADE_ROOT/scripts/livekit.sh" stop || true' EXIT
 "$ESTRADE_ROOT/scripts/livekit.sh" start
 profile=()
 [ "${ESTRADE_BENCH_PROFILE:-dev}" = release ] && profile=(--release)
+# The CPU/memory scenario runs estrade-cli as a child process, next to the bench binary.
+cargo build --quiet --locked "${profile[@]}" -p estrade-cli
 cargo run --quiet --locked "${profile[@]}" -p estrade-bench

@@ -147,9 +147,13 @@ async def publish_pattern(source, w, h, stop):
         n += 1
 
 
-async def watch(track, seen):
+async def watch(track, seen, count_only=False):
     async for event in rtc.VideoStream(track):
         frame = event.frame
+        if count_only:
+            seen["sizes"].add((frame.width, frame.height))
+            seen["frames"].append(0)
+            continue
         if frame.type != rtc.VideoBufferType.I420:
             frame = frame.convert(rtc.VideoBufferType.I420)
         y = np.frombuffer(frame.data, np.uint8, frame.width * frame.height).reshape(frame.height, frame.width)
@@ -229,6 +233,8 @@ async def main():
     args.add_argument("--join-bench", type=int, default=0)
     args.add_argument("--video", action="store_true", help="publish the stamped pattern too")
     args.add_argument("--video-codec", choices=["vp8", "h264"], default="vp8")
+    args.add_argument("--simulcast", action="store_true")
+    args.add_argument("--count-only", action="store_true", help="decode video but do not read stamps (CPU bench)")
     args.add_argument("--video-size", default="640x360")
     opts = args.parse_args()
     if opts.join_bench:
@@ -263,7 +269,7 @@ async def main():
         elif track.kind == rtc.TrackKind.KIND_VIDEO:
             seen = watched.setdefault(participant.identity, {"frames": [], "glass_to_glass_ms": [], "sizes": set(), "unreadable": 0})
             seen["mime_type"] = publication.mime_type
-            tasks.append(asyncio.ensure_future(watch(track, seen)))
+            tasks.append(asyncio.ensure_future(watch(track, seen, opts.count_only)))
 
     started = time.monotonic()
     await room.connect(os.environ["LK_URL"], os.environ["LK_TOKEN"])
@@ -287,7 +293,7 @@ async def main():
             rtc.TrackPublishOptions(
                 source=rtc.TrackSource.SOURCE_CAMERA,
                 video_codec=rtc.VideoCodec.H264 if opts.video_codec == "h264" else rtc.VideoCodec.VP8,
-                simulcast=False
+                simulcast=opts.simulcast
             ),
         )
         tasks.append(asyncio.ensure_future(publish_pattern(video, vw, vh, stop)))

@@ -6,6 +6,7 @@
 //! Needs livekit-server (ESTRADE_LIVEKIT_URL) and the SDK venv (ESTRADE_PY); run it with
 //! `./scripts/estrade bench`, which provides both.
 
+mod load;
 mod reference;
 mod stats;
 
@@ -20,7 +21,7 @@ use estrade_engine::synthetic::ToneBursts;
 use estrade_engine::synthetic_video::TestPattern;
 use estrade_engine::{
     CameraSettings, FrameRecorder, JoinOptions, ParticipantIdentity, PulseRecorder, Room,
-    RoomEvent, RoomEvents,
+    RoomEvent, RoomEvents, VideoCodec,
 };
 
 use crate::stats::Row;
@@ -44,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(12);
     let devserver = estrade_devserver::spawn(Config {
         bind: "127.0.0.1:0".parse()?,
-        livekit_url,
+        livekit_url: livekit_url.clone(),
         room_prefix: format!("bench-{}-", std::process::id()),
         ..Config::default()
     })
@@ -93,9 +94,17 @@ async fn main() -> anyhow::Result<()> {
         grant(seed::DEMO_TRAINER_EMAIL).await?,
         grant("karim.benali@estrade.example").await?,
     );
-    let ours_g2g = glass_to_glass_ours(&e, &f, seconds).await?;
+    let ours_g2g = glass_to_glass_ours(&e, &f, seconds, VideoCodec::Vp8).await?;
     let reference_g2g =
-        reference::glass_to_glass(&e, &f, "1280x720", seconds, WARM_UP_FRAMES).await?;
+        reference::glass_to_glass(&e, &f, "1280x720", "vp8", seconds, WARM_UP_FRAMES).await?;
+    let ours_g2g_h264 = glass_to_glass_ours(&e, &f, seconds, VideoCodec::H264).await?;
+    let reference_g2g_h264 =
+        reference::glass_to_glass(&e, &f, "1280x720", "h264", seconds, WARM_UP_FRAMES).await?;
+
+    eprintln!(
+        "CPU and memory: one client publishing 720p30 simulcast + audio, watching 8 cameras (360p30) and hearing 3 talkers"
+    );
+    let load = load::cpu_and_memory(&livekit_url, 5, seconds).await?;
 
     println!();
     println!(
@@ -121,9 +130,15 @@ async fn main() -> anyhow::Result<()> {
             target_ms: Some(300.0),
         },
         Row {
-            name: "glass-to-glass, video 720p30 (both directions)".into(),
+            name: "glass-to-glass, VP8 720p30 (both directions)".into(),
             ours: ours_g2g,
             reference: reference_g2g,
+            target_ms: Some(70.0),
+        },
+        Row {
+            name: "glass-to-glass, H.264 720p30 (both directions)".into(),
+            ours: ours_g2g_h264,
+            reference: reference_g2g_h264,
             target_ms: Some(70.0),
         },
         Row {
@@ -133,6 +148,24 @@ async fn main() -> anyhow::Result<()> {
             target_ms: Some(60.0),
         },
     ]);
+    println!();
+    println!(
+        "one client, 720p30 simulcast camera + microphone out, 8 × 360p30 cameras + 3 talkers in ({seconds} s after 5 s warm-up, CPU in % of one core):"
+    );
+    println!("| client | CPU % | RSS MiB (peak) | frames decoded per camera |\n|---|---|---|---|");
+    for (name, usage, output) in [
+        ("Estrade (estrade-cli)", load.ours, &load.ours_output),
+        (
+            "libwebrtc (Python SDK peer)",
+            load.reference,
+            &load.reference_output,
+        ),
+    ] {
+        println!(
+            "| {name} | {:.0} | {:.0} ({:.0}) | {output} |",
+            usage.cpu_percent, usage.rss_mib, usage.peak_rss_mib
+        );
+    }
     devserver.shutdown().await;
     Ok(())
 }
@@ -199,9 +232,14 @@ async fn mouth_to_ear_ours(a: &Grant, b: &Grant, seconds: u64) -> anyhow::Result
     Ok(all)
 }
 
-/// Two Estrade clients publishing the stamped pattern at 720p30 (VP8, 1.5 Mb/s) to each
-/// other; glass-to-glass of every readable frame after the warm-up.
-async fn glass_to_glass_ours(a: &Grant, b: &Grant, seconds: u64) -> anyhow::Result<Vec<f64>> {
+/// Two Estrade clients publishing the stamped pattern at 720p30 (1.5 Mb/s, one layer) to
+/// each other; glass-to-glass of every readable frame after the warm-up.
+async fn glass_to_glass_ours(
+    a: &Grant,
+    b: &Grant,
+    seconds: u64,
+    codec: VideoCodec,
+) -> anyhow::Result<Vec<f64>> {
     let (sa, sb) = (FrameRecorder::default(), FrameRecorder::default());
     let (room_a, _ea) = join_video(a, sa.clone()).await?;
     let (room_b, _eb) = join_video(b, sb.clone()).await?;
@@ -210,7 +248,7 @@ async fn glass_to_glass_ours(a: &Grant, b: &Grant, seconds: u64) -> anyhow::Resu
         height: 720,
         fps: 30,
         bitrate_kbps: 1_500,
-        codec: estrade_engine::VideoCodec::Vp8,
+        codec,
         simulcast: false,
     };
     room_a

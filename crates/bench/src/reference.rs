@@ -12,20 +12,25 @@ pub struct JoinReport {
 }
 
 fn command(grant: &Grant) -> anyhow::Result<Command> {
+    command_for(&grant.url, &grant.token)
+}
+
+/// The Python peer joining `url` with `token`.
+pub fn command_for(url: &str, token: &str) -> anyhow::Result<Command> {
     let venv = std::env::var("ESTRADE_PY").context("ESTRADE_PY (scripts/estrade bench sets it)")?;
     let mut cmd = Command::new(format!("{venv}/bin/python"));
     cmd.arg(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests/interop/peer.py"
     ))
-    .env("LK_URL", &grant.url)
-    .env("LK_TOKEN", &grant.token)
+    .env("LK_URL", url)
+    .env("LK_TOKEN", token)
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     Ok(cmd)
 }
 
-async fn report(child: Child) -> anyhow::Result<serde_json::Value> {
+pub async fn report(child: Child) -> anyhow::Result<serde_json::Value> {
     let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
@@ -71,17 +76,27 @@ pub async fn mouth_to_ear(
     face_to_face(a, b, &args_a, &args_b, ["heard", "latencies_ms"], warm_up).await
 }
 
-/// Two Python peers publishing the stamped pattern at `size` to each other; glass-to-glass
-/// of every readable frame after the first `warm_up` of each direction.
+/// Two Python peers publishing the stamped pattern at `size` in `codec` (vp8, h264) to
+/// each other; glass-to-glass of every readable frame after the first `warm_up` of each
+/// direction.
 pub async fn glass_to_glass(
     a: &Grant,
     b: &Grant,
     size: &str,
+    codec: &str,
     seconds: u64,
     warm_up: usize,
 ) -> anyhow::Result<Vec<f64>> {
     let secs = seconds.to_string();
-    let args = ["--video", "--video-size", size, "--seconds", &secs];
+    let args = [
+        "--video",
+        "--video-size",
+        size,
+        "--video-codec",
+        codec,
+        "--seconds",
+        &secs,
+    ];
     face_to_face(
         a,
         b,

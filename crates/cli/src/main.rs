@@ -1,11 +1,12 @@
 //! `estrade-cli`: Estrade without a window. Joins through the organization's backend
 //! (`--backend --email --session`, password in ESTRADE_PASSWORD) or straight to LiveKit
 //! (`--url` with a token in ESTRADE_TOKEN, or `--api-key`/`--api-secret` to mint one per
-//! bot), publishes a synthetic microphone, sends chat, and prints every event as a JSON
+//! bot), publishes a synthetic microphone and camera, decodes remote cameras, sends chat, and prints every event as a JSON
 //! line on stdout (`{"bot": i, "t_ms": …, "event": …}`). `--bots N` runs N participants in
 //! one process, for demos and load tests. Secrets come from the environment, never argv.
 
 mod json;
+mod video;
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,10 @@ use clap::Parser;
 use estrade_backend::api::SessionId;
 use estrade_backend::{Backend, BackendUrl, Secret};
 use estrade_engine::synthetic::ToneBursts;
-use estrade_engine::{JoinOptions, PulseRecorder, RoomEvent, SessionEvent};
+use estrade_engine::synthetic_video::TestPattern;
+use estrade_engine::{
+    CameraSettings, JoinOptions, PulseRecorder, RoomEvent, SessionEvent, TrackKind, TrackSettings,
+};
 use serde_json::json;
 
 #[derive(Parser, Debug)]
@@ -54,6 +58,21 @@ struct Args {
     /// Send this chat message once connected and someone else is in the room.
     #[arg(long)]
     say: Option<String>,
+    /// Publish a synthetic camera (the stamped test pattern) of this size, e.g. 1280x720.
+    #[arg(long, value_parser = video::parse_size)]
+    camera: Option<(u32, u32)>,
+    /// The camera's codec: vp8 or h264.
+    #[arg(long, default_value = "vp8")]
+    codec: String,
+    /// Send the camera as simulcast (full, half and quarter size).
+    #[arg(long)]
+    simulcast: bool,
+    /// Decode remote cameras (and report frames and sizes per participant at the end).
+    #[arg(long)]
+    watch: bool,
+    /// With --watch: ask for remote cameras at this tile size (the server picks the layer).
+    #[arg(long, value_parser = video::parse_size, requires = "watch")]
+    tile: Option<(u32, u32)>,
     /// Leave after this many seconds (default: run until Ctrl-C or the room ends).
     #[arg(long)]
     seconds: Option<u64>,
@@ -68,11 +87,20 @@ async fn main() -> anyhow::Result<()> {
         .into_iter()
         .enumerate()
         .map(|(i, options)| {
+            let media = Media {
+                tone: args.tone,
+                camera: args
+                    .camera
+                    .map(|size| video::camera_settings(size, &args.codec, args.simulcast))
+                    .transpose(),
+                watch: args.watch,
+                tile: args.tile,
+            };
             tokio::spawn(run_bot(
                 i + 1,
                 options,
                 started,
-                args.tone,
+                media,
                 args.say.clone(),
                 args.seconds,
             ))
@@ -156,19 +184,39 @@ fn mint(key: &str, secret: &str, room: &str, identity: &str) -> anyhow::Result<S
         .to_jwt()?)
 }
 
+/// What a bot sends and receives besides chat.
+struct Media {
+    tone: Option<f64>,
+    camera: anyhow::Result<Option<CameraSettings>>,
+    watch: bool,
+    tile: Option<(u32, u32)>,
+}
+
 async fn run_bot(
     bot: usize,
     mut options: JoinOptions,
     started: Instant,
-    tone: Option<f64>,
+    media: Media,
     say: Option<String>,
     seconds: Option<u64>,
 ) -> anyhow::Result<()> {
     let recorder = PulseRecorder::default();
     options.audio_output = Some(std::sync::Arc::new(recorder.clone()));
+    let screen = video::FrameCounter::default();
+    if media.watch {
+        options.video_output = Some(std::sync::Arc::new(screen.clone()));
+    }
+    let camera = media.camera?;
     let (room, mut events) = estrade_engine::join(options).await?;
-    if let Some(freq) = tone {
+    if let Some(freq) = media.tone {
         room.publish_microphone(ToneBursts::new(freq)).await?;
+    }
+    if let Some(settings) = camera {
+        room.publish_camera(
+            TestPattern::new(settings.width, settings.height, settings.fps),
+            settings,
+        )
+        .await?;
     }
     let stop = tokio::time::sleep(seconds.map_or(Duration::MAX / 4, Duration::from_secs));
     tokio::pin!(stop);
@@ -184,6 +232,12 @@ async fn run_bot(
                 print_line(line);
                 match &event {
                     RoomEvent::MediaConnected { .. } => connected = true,
+                    RoomEvent::TrackSubscribed { track, kind: TrackKind::Video, .. } => {
+                        if let Some((width, height)) = media.tile {
+                            let settings = TrackSettings { enabled: true, width, height };
+                            room.set_track_settings(track.clone(), settings).await?;
+                        }
+                    }
                     RoomEvent::Session(SessionEvent::Joined { others: o, .. }) => others += o.len(),
                     RoomEvent::Session(SessionEvent::ParticipantJoined(_)) => others += 1,
                     RoomEvent::Session(SessionEvent::ParticipantLeft { .. }) => others = others.saturating_sub(1),
@@ -214,6 +268,13 @@ async fn run_bot(
             "bursts": latencies.len(),
             "mouth_to_ear_p50_ms": latencies.get(latencies.len() / 2),
             "frequencies_hz": heard.pulses.frequencies_hz.iter().map(|f| f.round()).collect::<Vec<_>>(),
+        }));
+    }
+    for (from, seen) in screen.take() {
+        print_line(json!({
+            "event": "video_seen", "bot": bot, "from": from,
+            "frames": seen.frames,
+            "sizes": seen.sizes.iter().map(|(w, h)| format!("{w}x{h}")).collect::<Vec<_>>(),
         }));
     }
     Ok(())
