@@ -61,8 +61,8 @@ struct Args {
     /// Publish a synthetic camera (the stamped test pattern) of this size, e.g. 1280x720.
     #[arg(long, value_parser = video::parse_size)]
     camera: Option<(u32, u32)>,
-    /// The camera's codec: vp8 or h264.
-    #[arg(long, default_value = "vp8")]
+    /// The camera's codec: h264 (the default: lower latency, measured) or vp8.
+    #[arg(long, default_value = "h264")]
     codec: String,
     /// Send the camera as simulcast (full, half and quarter size).
     #[arg(long)]

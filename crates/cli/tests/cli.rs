@@ -183,6 +183,18 @@ async fn bad_invocations_fail_clearly_without_echoing_secrets() {
     assert!(stderr.contains("--api-key"), "{stderr}");
     assert!(!stderr.contains("tok-secret-123"));
 
+    for (flag, value, says) in [
+        ("--camera", "720p", "WIDTHxHEIGHT"),
+        ("--camera", "99999x10", "3840x2160"),
+    ] {
+        let mut c = cli();
+        c.args(["--url", "ws://127.0.0.1:9", flag, value]);
+        let (out, _) = run(c).await;
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{flag} {value}: {stderr}");
+    }
+
     let server = devserver().await;
     let mut c = cli();
     c.args([
