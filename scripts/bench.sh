@@ -11,8 +11,9 @@ export ESTRADE_LIVEKIT_PORT="${ESTRADE_BENCH_LIVEKIT_PORT:-27880}"
 export ESTRADE_LIVEKIT_URL="ws://127.0.0.1:$ESTRADE_LIVEKIT_PORT"
 trap '"$ESTRADE_ROOT/scripts/livekit.sh" stop || true' EXIT
 "$ESTRADE_ROOT/scripts/livekit.sh" start
-profile=()
-[ "${ESTRADE_BENCH_PROFILE:-dev}" = release ] && profile=(--release)
-# The CPU/memory scenario runs estrade-cli as a child process, next to the bench binary.
-cargo build --quiet --locked "${profile[@]}" -p estrade-cli
-cargo run --quiet --locked "${profile[@]}" -p estrade-bench
+profile=() out=debug
+[ "${ESTRADE_BENCH_PROFILE:-dev}" = release ] && profile=(--release) out=release
+# The CPU/memory scenario runs estrade-cli as a child process, next to the bench binary:
+# both built in one invocation, so their dependencies are built once with one feature set.
+cargo build --quiet --locked "${profile[@]}" -p estrade-cli -p estrade-bench
+"$CARGO_TARGET_DIR/$out/estrade-bench"

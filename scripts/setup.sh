@@ -6,8 +6,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 APT_PACKAGES=(
   # build: Tauri/WebKitGTK, TLS-free (rustls) so no libssl; cmake builds the bundled libopus;
-  # libvpx for VP8
-  build-essential pkg-config libwebkit2gtk-4.1-dev cmake libvpx-dev
+  # libvpx for VP8; nasm for OpenH264's assembly (H.264 about twice as fast with it)
+  build-essential pkg-config libwebkit2gtk-4.1-dev cmake libvpx-dev nasm
   # run and test: a window without a display, WebDriver, screenshots
   xvfb webkit2gtk-driver imagemagick
   # the real keychain: Secret Service from gnome-keyring on a private D-Bus

@@ -2,13 +2,15 @@
 //! a microphone while 8 other participants send 360p30 cameras (3 of them talking). The
 //! measured client runs alone in a child process (`estrade-cli`, or the Python SDK peer
 //! for the libwebrtc reference) so /proc gives its own CPU time and memory; the 8 others
-//! run in this process with Estrade's engine. Tokens are minted with the dev server's
-//! LiveKit key (anyone may publish a camera here).
+//! run in this process with Estrade's engine. Their tokens are co-trainers' (cameras
+//! allowed), minted with the devserver's key and grants.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use estrade_backend::api::SessionRole;
+use estrade_devserver::grants;
 use estrade_engine::synthetic::ToneBursts;
 use estrade_engine::synthetic_video::TestPattern;
 use estrade_engine::{CameraSettings, JoinOptions, Room, VideoCodec};
@@ -141,18 +143,18 @@ async fn drain(mut events: estrade_engine::RoomEvents) {
     while events.recv().await.is_some() {}
 }
 
+/// A co-trainer's token (camera allowed), signed as the devserver signs them.
 fn mint(room: &str, identity: &str) -> anyhow::Result<String> {
-    use livekit_api::access_token::{AccessToken, VideoGrants};
-    Ok(AccessToken::with_api_key(API_KEY, API_SECRET)
-        .with_identity(identity)
-        .with_name(identity)
-        .with_ttl(Duration::from_secs(600))
-        .with_grants(VideoGrants {
-            room_join: true,
-            room: room.to_owned(),
-            ..Default::default()
-        })
-        .to_jwt()?)
+    let minted = grants::mint(grants::TokenRequest {
+        api_key: API_KEY,
+        api_secret: API_SECRET,
+        identity,
+        name: identity,
+        room,
+        role: SessionRole::CoTrainer,
+        ttl: Duration::from_secs(600),
+    })?;
+    Ok(minted.jwt)
 }
 
 /// CPU time over `window` seconds after `warm_up`, and memory at the end of the window.

@@ -88,9 +88,13 @@ impl VideoSink for Counting {
         if size != self.size || self.frames.is_multiple_of(30) {
             self.size = size;
             let mut seen = self.seen.seen.lock().unwrap_or_else(|e| e.into_inner());
-            let entry = seen.entry(self.from.clone()).or_default();
-            entry.sizes.insert(size);
-            entry.frames = entry.frames.max(self.frames);
+            if !seen.contains_key(&self.from) {
+                seen.insert(self.from.clone(), Watched::default());
+            }
+            if let Some(entry) = seen.get_mut(&self.from) {
+                entry.sizes.insert(size);
+                entry.frames = self.frames;
+            }
         }
     }
 }

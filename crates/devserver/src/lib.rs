@@ -18,7 +18,7 @@ mod auth;
 pub mod clock;
 mod db;
 mod error;
-mod grants;
+pub mod grants;
 mod json;
 mod routes;
 pub mod seed;

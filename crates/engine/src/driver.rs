@@ -91,10 +91,8 @@ pub(crate) struct Driver {
 pub(crate) enum Publishing {
     Microphone,
     Camera {
-        width: u32,
-        height: u32,
         codec: VideoCodec,
-        /// Lowest first; one entry without simulcast.
+        /// Lowest first, the full size last; one entry without simulcast.
         layers: Vec<VideoLayer>,
     },
 }
@@ -159,6 +157,9 @@ impl Driver {
         }
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.close(None)).await;
         self.pcs.close().await;
+        // Their `enabled` senders go: the microphone and camera tasks stop on their own
+        // instead of outliving the room.
+        self.published.clear();
         for done in self.leaving.drain(..) {
             let _ = done.send(());
         }

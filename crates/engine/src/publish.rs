@@ -25,19 +25,17 @@ impl Driver {
                 0,
                 None,
             ),
-            Publishing::Camera {
-                width,
-                height,
-                codec,
-                layers,
-            } => (
-                TrackSource::Camera,
-                TrackKind::Video,
-                "camera",
-                width,
-                height,
-                Some((codec, layers)),
-            ),
+            Publishing::Camera { codec, layers } => {
+                let full = layers.last().map_or((0, 0), |l| (l.width, l.height));
+                (
+                    TrackSource::Camera,
+                    TrackKind::Video,
+                    "camera",
+                    full.0,
+                    full.1,
+                    Some((codec, layers)),
+                )
+            }
         };
         if self.published.iter().any(|p| p.source == source) {
             return Err(CommandError::AlreadyPublished);

@@ -207,8 +207,6 @@ impl Room {
         let layers = settings.layers();
         let (track, enabled) = self
             .publish(Publishing::Camera {
-                width: settings.width,
-                height: settings.height,
                 codec: settings.codec,
                 layers: layers.clone(),
             })

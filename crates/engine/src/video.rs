@@ -74,7 +74,7 @@ impl CameraSettings {
 /// encoder is not `Sync` and must not be borrowed across the send's await.)
 struct LayerEncoder {
     encoder: VideoEncoder,
-    /// The frame at this layer's size (unused for the full-size layer: it reads the source).
+    /// The frame at this layer's size (2×2 and unused for the full-size layer).
     scaled: I420Frame,
     need_keyframe: bool,
 }
@@ -97,7 +97,12 @@ pub(crate) async fn pump_camera(
         ) {
             Ok(encoder) => encoders.push(LayerEncoder {
                 encoder,
-                scaled: I420Frame::new(layer.width, layer.height),
+                // The full-size layer reads the source frame: it needs no copy.
+                scaled: if layer.quality == VideoQuality::High {
+                    I420Frame::new(2, 2)
+                } else {
+                    I420Frame::new(layer.width, layer.height)
+                },
                 need_keyframe: true,
             }),
             Err(e) => return PumpEnd::Failed(e.to_string()),
@@ -160,20 +165,17 @@ fn encode_layers(
     packets: &mut [Vec<u8>],
 ) -> Result<(), estrade_media::CodecError> {
     let top = encoders.len() - 1;
-    for at in (0..encoders.len()).rev() {
-        if at < top {
-            let (lower, upper) = encoders.split_at_mut(at + 1);
-            let above = if at + 1 == top {
-                frame
-            } else {
-                &upper[0].scaled
-            };
-            above.downscale_half_into(&mut lower[at].scaled);
-        }
-        let layer = &mut encoders[at];
-        let input = if at == top { frame } else { &layer.scaled };
+    let mut above = frame;
+    for (at, (layer, packet)) in encoders.iter_mut().zip(packets).enumerate().rev() {
         let key = std::mem::take(&mut layer.need_keyframe);
-        layer.encoder.encode(input, key, &mut packets[at])?;
+        if at == top {
+            layer.encoder.encode(frame, key, packet)?;
+            continue;
+        }
+        above.downscale_half_into(&mut layer.scaled);
+        layer.encoder.encode(&layer.scaled, key, packet)?;
+        let layer: &LayerEncoder = layer;
+        above = &layer.scaled;
     }
     Ok(())
 }

@@ -12,9 +12,7 @@ mod video_codec;
 mod vp8;
 
 pub use audio::{AudioFrame, AudioSink, AudioSource, FRAME_SAMPLES, SAMPLE_RATE, SourceEnded};
-pub use h264::{H264Decoder, H264Encoder};
 pub use jitter::{JitterBuffer, JitterStats, Playout};
 pub use opus_codec::{CodecError, MAX_PACKET, OpusDecoder, OpusEncoder};
 pub use video::{I420Frame, VideoSink, VideoSource};
 pub use video_codec::{VideoCodec, VideoDecoder, VideoEncoder};
-pub use vp8::{Vp8Decoder, Vp8Encoder};

@@ -23,7 +23,27 @@ impl VideoCodec {
     }
 }
 
-pub enum VideoEncoder {
+/// Encoders take frames of the size they were made for; anything else is refused.
+pub(crate) fn check_size(
+    codec: &str,
+    frame: &I420Frame,
+    width: u32,
+    height: u32,
+) -> Result<(), CodecError> {
+    if (frame.width(), frame.height()) == (width, height) {
+        return Ok(());
+    }
+    Err(CodecError::Encode(format!(
+        "{codec}: frame is {}x{}, the encoder {width}x{height}",
+        frame.width(),
+        frame.height()
+    )))
+}
+
+/// An encoder of either codec (the codec is a runtime choice).
+pub struct VideoEncoder(Encoder);
+
+enum Encoder {
     Vp8(Vp8Encoder),
     /// Boxed: OpenH264's state inline is kilobytes; made once per layer.
     H264(Box<H264Encoder>),
@@ -37,15 +57,14 @@ impl VideoEncoder {
         fps: u32,
         bitrate_kbps: u32,
     ) -> Result<Self, CodecError> {
-        Ok(match codec {
-            VideoCodec::Vp8 => Self::Vp8(Vp8Encoder::new(width, height, fps, bitrate_kbps)?),
-            VideoCodec::H264 => Self::H264(Box::new(H264Encoder::new(
-                width,
-                height,
-                fps,
-                bitrate_kbps,
-            )?)),
-        })
+        let encoder = match codec {
+            VideoCodec::Vp8 => Encoder::Vp8(Vp8Encoder::new(width, height, fps, bitrate_kbps)?),
+            VideoCodec::H264 => {
+                let h264 = H264Encoder::new(width, height, fps, bitrate_kbps)?;
+                Encoder::H264(Box::new(h264))
+            }
+        };
+        Ok(Self(encoder))
     }
 
     /// Encodes one frame into `out` (cleared first); returns whether it is a keyframe.
@@ -56,32 +75,95 @@ impl VideoEncoder {
         keyframe: bool,
         out: &mut Vec<u8>,
     ) -> Result<bool, CodecError> {
-        match self {
-            Self::Vp8(e) => e.encode(frame, keyframe, out),
-            Self::H264(e) => e.encode(frame, keyframe, out),
+        match &mut self.0 {
+            Encoder::Vp8(e) => e.encode(frame, keyframe, out),
+            Encoder::H264(e) => e.encode(frame, keyframe, out),
         }
     }
 }
 
-pub enum VideoDecoder {
+/// A decoder of either codec.
+pub struct VideoDecoder(Decoder);
+
+enum Decoder {
     Vp8(Vp8Decoder),
     H264(H264Decoder),
 }
 
 impl VideoDecoder {
     pub fn new(codec: VideoCodec) -> Result<Self, CodecError> {
-        Ok(match codec {
-            VideoCodec::Vp8 => Self::Vp8(Vp8Decoder::new()?),
-            VideoCodec::H264 => Self::H264(H264Decoder::new()?),
-        })
+        Ok(Self(match codec {
+            VideoCodec::Vp8 => Decoder::Vp8(Vp8Decoder::new()?),
+            VideoCodec::H264 => Decoder::H264(H264Decoder::new()?),
+        }))
     }
 
     /// Decodes one frame into `out` (resized to the stream's size). `Ok(false)`: nothing to
     /// show yet.
     pub fn decode(&mut self, data: &[u8], out: &mut I420Frame) -> Result<bool, CodecError> {
-        match self {
-            Self::Vp8(d) => d.decode(data, out),
-            Self::H264(d) => d.decode(data, out),
+        match &mut self.0 {
+            Decoder::Vp8(d) => d.decode(data, out),
+            Decoder::H264(d) => d.decode(data, out),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::synthetic_video::{VideoStamp, draw, read};
+
+    /// Each codec at 720p, 360p and 180p: every frame decodes at the right size, the stamps
+    /// survive, keyframes come exactly when asked. Prints per-frame costs (one thread).
+    #[test]
+    fn stamps_survive_both_codecs_and_keyframes_come_on_request() {
+        for codec in [VideoCodec::Vp8, VideoCodec::H264] {
+            for (w, h, kbps) in [(1280, 720, 1_500), (640, 360, 500), (320, 180, 150)] {
+                let mut enc = VideoEncoder::new(codec, w, h, 30, kbps).unwrap();
+                let mut dec = VideoDecoder::new(codec).unwrap();
+                let (mut frame, mut shown, mut packet) =
+                    (I420Frame::new(w, h), I420Frame::new(2, 2), Vec::new());
+                let (mut enc_t, mut dec_t, mut bytes, mut read_ok) = (0.0, 0.0, 0usize, 0);
+                for n in 0..60u32 {
+                    let stamp = VideoStamp {
+                        frame: n,
+                        captured_unix_ms: 1_000 + u64::from(n) * 33,
+                    };
+                    draw(&mut frame, stamp);
+                    let asked = n == 0 || n == 45;
+                    let t = Instant::now();
+                    let key = enc.encode(&frame, asked, &mut packet).unwrap();
+                    enc_t += t.elapsed().as_secs_f64();
+                    assert_eq!(key, asked, "{codec:?}: keyframes only on request ({n})");
+                    assert_eq!(codec.is_keyframe(&packet), key, "{codec:?} frame {n}");
+                    bytes += packet.len();
+                    let t = Instant::now();
+                    assert!(dec.decode(&packet, &mut shown).unwrap(), "frame {n} shown");
+                    dec_t += t.elapsed().as_secs_f64();
+                    if read(&shown) == Some(stamp) {
+                        read_ok += 1;
+                    }
+                }
+                eprintln!(
+                    "{codec:?} {w}x{h} @ {kbps} kb/s: encode {:.1} ms/frame, decode {:.1} ms/frame, {} kb/s out, {read_ok}/60 stamps read",
+                    enc_t * 1000.0 / 60.0,
+                    dec_t * 1000.0 / 60.0,
+                    bytes * 8 * 30 / 60 / 1000
+                );
+                assert!(read_ok >= 57, "{codec:?} {w}x{h}: {read_ok}/60 stamps");
+                assert_eq!((shown.width(), shown.height()), (w, h));
+            }
+            let wrong_size = VideoEncoder::new(codec, 640, 360, 30, 500).unwrap().encode(
+                &I420Frame::new(320, 180),
+                false,
+                &mut Vec::new(),
+            );
+            assert!(
+                matches!(wrong_size, Err(CodecError::Encode(_))),
+                "{codec:?}"
+            );
         }
     }
 }

@@ -235,10 +235,10 @@ impl PeerConnections {
     /// layer first, LiveKit's `q`, `h`, `f`); with more than one it is simulcast, announced
     /// with `a=rid`/`a=simulcast`. Same rules as audio otherwise.
     ///
-    /// Every video stream carries its rid, a single layer too (`f` when `rids` is
-    /// empty): with the `sdes:mid` extension on (simulcast needs it) but no rid, a
-    /// single-layer VP8 track reached libwebrtc subscribers through livekit-server only
-    /// some of the time (2–4 frames, then nothing, in ~1 run of 4); with its rid, every time.
+    /// Every video stream carries its rid, so `rids` may not be empty (a single layer is
+    /// `["f"]`): with the `sdes:mid` extension on (simulcast needs it) but no rid, a
+    /// single-layer VP8 track reached libwebrtc subscribers through livekit-server less
+    /// reliably (2–4 frames, then nothing, in ~1 run of 4; with its rid, 15 runs of 15).
     pub async fn add_video_track(
         &self,
         cid: &str,

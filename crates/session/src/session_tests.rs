@@ -753,3 +753,83 @@ fn losing_the_signal_or_the_media_ends_the_session_once_and_chat_says_so() {
     );
     assert_eq!(s.poll_data_transmit(), None);
 }
+
+#[test]
+fn tile_sizes_become_update_track_settings_and_layers_go_with_the_add_track() {
+    let t0 = Instant::now();
+    let mut early = Session::new(t0, T0_MS);
+    let settings = crate::TrackSettings {
+        enabled: true,
+        width: 320,
+        height: 180,
+    };
+    early.set_track_settings(&TrackSid("TR_v".into()), settings);
+    assert_eq!(early.poll_transmit(), None, "nothing before the join");
+
+    let (mut s, _) = joined(vec![]);
+    s.set_track_settings(&TrackSid("TR_v".into()), settings);
+    s.set_track_settings(
+        &TrackSid("TR_v".into()),
+        crate::TrackSettings {
+            enabled: false,
+            ..settings
+        },
+    );
+    let sent: Vec<_> = std::iter::from_fn(|| s.poll_transmit())
+        .map(|f| fake::request(&f))
+        .collect();
+    let [
+        lk::signal_request::Message::TrackSetting(shown),
+        lk::signal_request::Message::TrackSetting(hidden),
+    ] = &sent[..]
+    else {
+        panic!("expected two UpdateTrackSettings: {sent:?}");
+    };
+    assert_eq!(
+        (
+            shown.track_sids.as_slice(),
+            shown.disabled,
+            shown.width,
+            shown.height
+        ),
+        (&["TR_v".to_owned()][..], false, 320, 180)
+    );
+    assert!(hidden.disabled);
+
+    let layer = |quality, rid: &str, width| crate::VideoLayer {
+        quality,
+        rid: rid.into(),
+        width,
+        height: width * 9 / 16,
+        bitrate_kbps: width,
+    };
+    let camera = crate::TrackRequest {
+        kind: crate::TrackKind::Video,
+        source: TrackSource::Camera,
+        width: 1280,
+        height: 720,
+        layers: vec![
+            layer(crate::VideoQuality::Low, "q", 320),
+            layer(crate::VideoQuality::High, "f", 1280),
+        ],
+        ..mic("cam")
+    };
+    let lk::signal_request::Message::AddTrack(add) = fake::request(&crate::wire::encode(
+        crate::wire::Outbound::AddTrack(camera),
+    )) else {
+        panic!("expected add_track");
+    };
+    let layers: Vec<_> = add
+        .layers
+        .iter()
+        .map(|l| (l.quality, l.rid.as_str(), l.width, l.height, l.bitrate))
+        .collect();
+    assert_eq!(
+        layers,
+        vec![
+            (lk::VideoQuality::Low as i32, "q", 320, 180, 320_000),
+            (lk::VideoQuality::High as i32, "f", 1280, 720, 1_280_000),
+        ]
+    );
+    assert!(!add.disable_red, "RED is only turned off for audio");
+}
