@@ -238,7 +238,8 @@ async fn a_simulcast_camera_is_forwarded_at_the_layer_the_tile_asks_for() {
         (tile(1280, 720), (1280, 720)),
     ] {
         let window = switch_to(settings, Some(expected)).await;
-        assert!(window.len() >= 10, "too few frames at {expected:?}");
+        // Which layer is the point, not the frame rate (a busy 2-core machine drops it).
+        assert!(window.len() >= 5, "too few frames at {expected:?}");
         assert!(
             window.iter().all(|s| *s == expected),
             "a {}x{} tile gets the {expected:?} layer: {window:?}",
