@@ -37,9 +37,10 @@ fn start_peer(
     args: &[&str],
 ) -> tokio::task::JoinHandle<serde_json::Value> {
     let peer = Command::new(python())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/interop/peer.py"
+        // Found at run time: the shared target dir may hold a binary built from another clone.
+        .arg(format!(
+            "{}/tests/interop/peer.py",
+            std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo test")
         ))
         .args(args)
         .env("LK_URL", &grant.url)

@@ -27,25 +27,31 @@ HYSTERESIS = 1_000
 
 
 class PulseAnalyser:
-    """Mirror of estrade_media::synthetic::PulseAnalyser."""
+    """Mirror of estrade_media::synthetic::PulseAnalyser: onsets give the latency, the
+    median cycle of each burst its frequency."""
 
     def __init__(self):
         self.in_burst = False
         self.pos = 0
         self.last_loud = 0
-        self.cycles = 0
         self.positive = False
+        self.previous = 0
+        self.last_rise = None
+        self.periods = []
         self.latencies_ms = []
         self.frequencies_hz = []
 
     def feed(self, samples, played_us):
         for i, s in enumerate(samples):
+            previous, self.previous = self.previous, s
             loud = abs(s) > LOUD
             if not self.in_burst:
                 if not loud:
                     continue
                 self.in_burst = True
-                self.pos = self.last_loud = self.cycles = 0
+                self.pos = self.last_loud = 0
+                self.last_rise = None
+                self.periods = []
                 self.positive = s > 0
                 at_us = played_us + i * 1_000_000 // RATE
                 self.latencies_ms.append((at_us % PERIOD_US) / 1000.0)
@@ -56,12 +62,16 @@ class PulseAnalyser:
                 self.positive = False
             elif not self.positive and s > HYSTERESIS:
                 self.positive = True
-                self.cycles += 1
+                rise = min(max((HYSTERESIS - previous) / (s - previous), 0.0), 1.0)
+                at = self.pos - 1 + rise
+                if self.last_rise is not None:
+                    self.periods.append(at - self.last_rise)
+                self.last_rise = at
             if self.pos - self.last_loud > RATE // 100:
-                secs = self.last_loud / RATE
-                if secs > 0.03:
-                    self.frequencies_hz.append(self.cycles / secs)
                 self.in_burst = False
+                if self.last_loud / RATE > 0.03 and self.periods:
+                    median = sorted(self.periods)[len(self.periods) // 2]
+                    self.frequencies_hz.append(RATE / median)
 
 
 # The stamped test pattern of estrade_media::synthetic_video, same layout and CRC.
@@ -179,13 +189,20 @@ def tone(freq, end_us, n):
 
 
 async def publish_bursts(source, freq, stop):
-    next_end = time.monotonic() + FRAME / RATE
+    """Contiguous 10 ms frames of the wall-clock signal, as a microphone delivers them: a
+    late loop sends the samples it missed (their age counts in the latency), up to 60 ms;
+    beyond, it skips ahead as a device whose buffer overran."""
+    step = FRAME / RATE
+    next_end = time.monotonic() + step
+    end_us = time.time_ns() // 1000 + FRAME * 1_000_000 // RATE
     while not stop.is_set():
         await asyncio.sleep(max(0.0, next_end - time.monotonic()))
-        next_end += FRAME / RATE
-        end_us = time.time_ns() // 1000
+        if time.monotonic() > next_end + 0.06:
+            next_end, end_us = time.monotonic(), time.time_ns() // 1000
         frame = rtc.AudioFrame(tone(freq, end_us, FRAME), RATE, 1, FRAME)
         await source.capture_frame(frame)
+        next_end += step
+        end_us += FRAME * 1_000_000 // RATE
 
 
 async def listen(track, analyser):

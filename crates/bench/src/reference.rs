@@ -19,14 +19,12 @@ fn command(grant: &Grant) -> anyhow::Result<Command> {
 pub fn command_for(url: &str, token: &str) -> anyhow::Result<Command> {
     let venv = std::env::var("ESTRADE_PY").context("ESTRADE_PY (scripts/estrade bench sets it)")?;
     let mut cmd = Command::new(format!("{venv}/bin/python"));
-    cmd.arg(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/interop/peer.py"
-    ))
-    .env("LK_URL", url)
-    .env("LK_TOKEN", token)
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    let root = std::env::var("ESTRADE_ROOT").context("ESTRADE_ROOT (scripts/env.sh sets it)")?;
+    cmd.arg(format!("{root}/tests/interop/peer.py"))
+        .env("LK_URL", url)
+        .env("LK_TOKEN", token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     Ok(cmd)
 }
 

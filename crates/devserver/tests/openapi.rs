@@ -11,8 +11,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 fn spec() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
-    serde_json::from_str(&std::fs::read_to_string(path).expect("docs/openapi.json"))
+    // Read at run time: the shared target dir may hold a binary built from another clone.
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo test");
+    let path = format!("{dir}/../../docs/openapi.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("docs/openapi.json"))
         .expect("valid JSON")
 }
 

@@ -1,13 +1,13 @@
 //! The audio paths: our microphone (source → Opus → publisher track) and each remote
-//! microphone (subscriber track → jitter buffer → Opus → sink). One task each; nothing on
-//! them allocates per frame, locks, or logs.
+//! microphone (subscriber track → the output's [`RemoteAudio`], which the output's own
+//! clock pulls through the jitter buffer and Opus). One task each; nothing on them
+//! allocates per frame, locks, or logs.
 
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use estrade_media::{
-    AudioFrame, AudioSink, AudioSource, FRAME_SAMPLES, JitterBuffer, MAX_PACKET, OpusDecoder,
-    OpusEncoder, Playout,
+    AudioFrame, AudioSource, FRAME_SAMPLES, MAX_PACKET, OpusEncoder, PacketFeed, RemoteAudio,
 };
 use estrade_rtc::{LocalTrack, RemoteTrack};
 use estrade_session::{ParticipantIdentity, TrackSid};
@@ -15,9 +15,11 @@ use tokio::sync::watch;
 
 const FRAME: Duration = Duration::from_millis(20);
 
-/// Gives each remote microphone somewhere to play (speakers, a test recorder).
+/// Gives each remote microphone somewhere to play (speakers, a test recorder). The output
+/// pulls `audio` on its own clock (a device callback, or a clock thread) until it says
+/// [`Pulled::Ended`](estrade_media::Pulled::Ended).
 pub trait AudioOutput: Send + Sync + 'static {
-    fn open(&self, participant: &ParticipantIdentity, track: &TrackSid) -> Box<dyn AudioSink>;
+    fn open(&self, participant: &ParticipantIdentity, track: &TrackSid, audio: RemoteAudio);
 }
 
 /// Why a microphone stopped sending.
@@ -72,51 +74,20 @@ pub(crate) async fn pump_microphone(
     }
 }
 
-/// Track → jitter buffer → Opus → sink on a 20 ms playout clock. Ends with the track, and
-/// then says (once, off the hot path) what its jitter buffer and decoder went through.
-pub(crate) async fn play_remote_audio(track: RemoteTrack, mut sink: Box<dyn AudioSink>) {
-    // Without a decoder the track is still read (and dropped) so the stack does not back up.
-    let mut decoder = match OpusDecoder::new() {
-        Ok(d) => Some(d),
-        Err(e) => {
-            tracing::warn!(error = %e, track = %track.track_id(), "remote audio not played");
-            None
-        }
-    };
-    let mut buffer = JitterBuffer::new();
-    let mut pcm: AudioFrame = [0; FRAME_SAMPLES];
-    let mut decode_errors = 0u64;
-    let mut tick = tokio::time::interval(FRAME);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            packet = track.read() => match packet {
-                Ok(p) => buffer.push(Instant::now(), p.sequence, p.timestamp, p.payload),
-                Err(_) => break,
-            },
-            _ = tick.tick() => {
-                let now = Instant::now();
-                let Some(decoder) = decoder.as_mut() else { continue };
-                let decoded = match buffer.pop(now) {
-                    Playout::Buffering => continue,
-                    Playout::Frame(p) => decoder.decode(&p, &mut pcm),
-                    Playout::Recover { next } => decoder.decode_fec(&next, &mut pcm),
-                    Playout::Conceal => decoder.conceal(&mut pcm),
-                };
-                if decoded.is_err() {
-                    decode_errors += 1;
-                    if decoder.conceal(&mut pcm).is_err() {
-                        pcm.fill(0);
-                    }
-                }
-                sink.play(&pcm, now);
-            }
+/// Track → the output's queue, as packets arrive. Ends with the track (the output then
+/// sees the stream end), and then says (once, off the hot path) how many packets an output
+/// that stopped pulling made it drop.
+pub(crate) async fn feed_remote_audio(track: RemoteTrack, feed: PacketFeed) {
+    let mut dropped = 0u64;
+    while let Ok(p) = track.read().await {
+        if feed
+            .push(Instant::now(), p.sequence, p.timestamp, p.payload)
+            .is_err()
+        {
+            dropped += 1;
         }
     }
-    tracing::debug!(
-        track = %track.track_id(),
-        jitter = ?buffer.stats(),
-        decode_errors,
-        "remote audio ended"
-    );
+    if dropped > 0 {
+        tracing::warn!(track = %track.track_id(), dropped, "the audio output stopped pulling");
+    }
 }

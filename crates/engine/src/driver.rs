@@ -268,8 +268,16 @@ impl Driver {
         });
         match (&self.audio_output, &self.video_output, kind, identity) {
             (Some(output), _, TrackKind::Audio, Some(identity)) => {
-                let sink = output.open(&identity, &sid);
-                tokio::spawn(audio::play_remote_audio(track, sink));
+                match estrade_media::remote_audio() {
+                    Ok((feed, remote)) => {
+                        output.open(&identity, &sid, remote);
+                        tokio::spawn(audio::feed_remote_audio(track, feed));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, track = %sid, "remote audio not played");
+                        tokio::spawn(async move { while track.read().await.is_ok() {} });
+                    }
+                }
             }
             (_, Some(output), TrackKind::Video, Some(identity)) => {
                 let sink = output.open(&identity, &sid);

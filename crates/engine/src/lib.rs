@@ -22,8 +22,8 @@ mod video;
 
 pub use audio::AudioOutput;
 pub use estrade_media::{
-    AudioFrame, AudioSink, AudioSource, I420Frame, VideoCodec, VideoSink, VideoSource, synthetic,
-    synthetic_video,
+    AudioFrame, AudioSource, I420Frame, PlayoutStats, Pulled, RemoteAudio, VideoCodec, VideoSink,
+    VideoSource, synthetic, synthetic_video,
 };
 pub use events::RoomEvent;
 pub use recorder::{FrameRecorder, Heard, PulseRecorder, Seen};

@@ -2,14 +2,17 @@
 //! [`PulseRecorder`] analyses each remote microphone's synthetic tone bursts (onsets →
 //! mouth-to-ear, frequency → whose voice); [`FrameRecorder`] reads each remote camera's
 //! stamped test pattern (frame counter → order and loss, capture time → glass-to-glass).
-//! One short lock per frame: fine for checking, not for a real device path.
+//! Each remote microphone is pulled by a clock thread of its own, every 20 ms, as a
+//! speaker would. One short lock per frame: fine for checking, not for a real device path.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use estrade_media::clock::spawn_clock;
 use estrade_media::synthetic::{PulseAnalyser, unix_us_now};
-use estrade_media::{AudioFrame, AudioSink, I420Frame, VideoSink};
+use estrade_media::{AudioFrame, FRAME_SAMPLES, I420Frame, Pulled, RemoteAudio, VideoSink};
 use estrade_session::{ParticipantIdentity, TrackSid};
 
 use crate::audio::AudioOutput;
@@ -44,25 +47,36 @@ impl PulseRecorder {
     }
 }
 
-struct Listener {
-    from: ParticipantIdentity,
-    recorder: PulseRecorder,
-}
-
 impl AudioOutput for PulseRecorder {
-    fn open(&self, participant: &ParticipantIdentity, _track: &TrackSid) -> Box<dyn AudioSink> {
-        Box::new(Listener {
-            from: participant.clone(),
-            recorder: self.clone(),
-        })
+    fn open(&self, participant: &ParticipantIdentity, track: &TrackSid, mut audio: RemoteAudio) {
+        let (from, recorder, track) = (participant.clone(), self.clone(), track.clone());
+        let mut pcm: AudioFrame = [0; FRAME_SAMPLES];
+        let started = spawn_clock("estrade-playout", Duration::from_millis(20), move |_| {
+            let now = Instant::now();
+            match audio.pull(now, &mut pcm) {
+                Pulled::Audio => recorder.record(&from, &pcm, now),
+                Pulled::Silence => {}
+                Pulled::Ended => {
+                    tracing::debug!(%track, stats = ?audio.stats(), "remote audio ended");
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "no thread to play remote audio");
+        }
     }
 }
 
-impl AudioSink for Listener {
-    fn play(&mut self, frame: &AudioFrame, at: Instant) {
+impl PulseRecorder {
+    fn record(&self, from: &ParticipantIdentity, frame: &AudioFrame, at: Instant) {
         let played_us = unix_us_now();
-        let mut heard = self.recorder.lock();
-        let entry = heard.entry(self.from.clone()).or_default();
+        let mut heard = self.lock();
+        let entry = match heard.get_mut(from) {
+            Some(entry) => entry,
+            None => heard.entry(from.clone()).or_default(),
+        };
         entry.first_played.get_or_insert(at);
         entry.pulses.feed(frame, played_us);
     }

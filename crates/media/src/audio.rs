@@ -1,8 +1,6 @@
 //! Audio as the engine moves it: 20 ms of mono 48 kHz signed 16-bit PCM per frame (what
 //! Opus encodes best for speech and what every LiveKit SDK sends).
 
-use std::time::Instant;
-
 pub const SAMPLE_RATE: u32 = 48_000;
 pub const FRAME_SAMPLES: usize = 960;
 pub type AudioFrame = [i16; FRAME_SAMPLES];
@@ -19,10 +17,4 @@ pub trait AudioSource: Send + 'static {
         &mut self,
         out: &mut AudioFrame,
     ) -> impl std::future::Future<Output = Result<(), SourceEnded>> + Send;
-}
-
-/// Where a remote participant's decoded audio goes, one frame per 20 ms playout tick.
-/// Called on the playout task: no blocking.
-pub trait AudioSink: Send + 'static {
-    fn play(&mut self, frame: &AudioFrame, at: Instant);
 }

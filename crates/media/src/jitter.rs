@@ -1,7 +1,9 @@
 //! The audio jitter buffer: RTP packets in (any order, any timing), one 20 ms frame out per
 //! playout tick. It decides the mouth-to-ear latency, so it holds as little as the network's
-//! jitter allows: the target delay follows an RFC 3550 jitter estimate, and a queue that grew
-//! beyond the target (a burst after a stall) is trimmed. Sans-IO: time is passed in.
+//! jitter allows: the target delay follows an RFC 3550 jitter estimate; a queue that grew
+//! well beyond the target (a burst after a stall) is trimmed at once, and one that stays a
+//! little above it (the target fell after jitter passed) is shed a frame at a time, in
+//! silence where possible. Sans-IO: time is passed in.
 //!
 //! No allocation per packet: packets live in a fixed ring indexed by sequence number and
 //! `Bytes` payloads are the ones the network stack already allocated.
@@ -18,6 +20,11 @@ const MIN_TARGET: Duration = Duration::from_millis(20);
 const MAX_TARGET: Duration = Duration::from_millis(300);
 /// The RTP clock of Opus.
 const CLOCK_HZ: f64 = 48_000.0;
+/// Ticks (1 s) over which the shortest wait of a played packet is watched: delay that no
+/// packet needed is shed.
+const WINDOW_TICKS: u32 = 50;
+/// A DTX packet (the TOC byte, at most one more): silence, so dropping it is inaudible.
+const QUIET_BYTES: usize = 2;
 
 /// What to play for this tick.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +47,7 @@ pub struct JitterStats {
     pub concealed: u64,
     /// Too late (their turn had passed) or duplicates.
     pub discarded: u64,
-    /// Dropped to bring the delay back to the target.
+    /// Dropped to bring the delay back to the target (after a stall, or once jitter passed).
     pub trimmed: u64,
 }
 
@@ -48,6 +55,7 @@ pub struct JitterStats {
 struct Slot {
     seq: u16,
     payload: Bytes,
+    arrived: Instant,
 }
 
 pub struct JitterBuffer {
@@ -62,6 +70,13 @@ pub struct JitterBuffer {
     jitter: f64,
     last_transit: Option<f64>,
     epoch: Option<Instant>,
+    /// The shortest time a played packet waited in the buffer, over the current window,
+    /// and the window's ticks so far.
+    shortest_wait: Option<Duration>,
+    window_ticks: u32,
+    /// Frames to shed (the last window's excess), and ticks spent waiting for silence.
+    shed: u32,
+    shed_waited: u32,
     stats: JitterStats,
 }
 
@@ -81,6 +96,10 @@ impl JitterBuffer {
             jitter: 0.0,
             last_transit: None,
             epoch: None,
+            shortest_wait: None,
+            window_ticks: 0,
+            shed: 0,
+            shed_waited: 0,
             stats: JitterStats::default(),
         }
     }
@@ -137,7 +156,11 @@ impl JitterBuffer {
             self.stats.discarded += 1;
             return;
         }
-        *slot = Some(Slot { seq, payload });
+        *slot = Some(Slot {
+            seq,
+            payload,
+            arrived: now,
+        });
     }
 
     /// The playout clock ticked (every 20 ms): what to play now.
@@ -149,9 +172,7 @@ impl JitterBuffer {
             return Playout::Buffering;
         }
         self.start_at = None;
-        // Latency control: a queue well beyond the target (after a stall) is trimmed, one
-        // frame per tick so the jump is small.
-        let next = if self.queued() > self.target_delay() + FRAME * 2 && self.take(next).is_some() {
+        let next = if self.should_trim(next) && self.take(next).is_some() {
             self.stats.trimmed += 1;
             next.wrapping_add(1)
         } else {
@@ -165,9 +186,11 @@ impl JitterBuffer {
             return Playout::Conceal;
         }
         self.next = Some(next.wrapping_add(1));
-        if let Some(payload) = self.take(next) {
+        if let Some(slot) = self.take(next) {
             self.stats.played += 1;
-            return Playout::Frame(payload);
+            let waited = now.saturating_duration_since(slot.arrived);
+            self.shortest_wait = Some(self.shortest_wait.map_or(waited, |w| w.min(waited)));
+            return Playout::Frame(slot.payload);
         }
         // `next` is missing but later packets are here. While the queue is within the
         // target, wait for it (this is how the delay grows to the target after a late
@@ -189,10 +212,43 @@ impl JitterBuffer {
         }
     }
 
-    fn take(&mut self, seq: u16) -> Option<Bytes> {
+    /// Latency control, once per tick: whether to drop `next` instead of playing it.
+    fn should_trim(&mut self, next: u16) -> bool {
+        let (queued, target) = (self.queued(), self.target_delay());
+        self.window_ticks += 1;
+        if self.window_ticks == WINDOW_TICKS {
+            // No packet played (silence without DTX packets): nothing to learn.
+            let excess = self
+                .shortest_wait
+                .map_or(Duration::ZERO, |w| w.saturating_sub(target));
+            self.shed = (excess.as_nanos() / FRAME.as_nanos()) as u32;
+            self.shed_waited = 0;
+            self.shortest_wait = None;
+            self.window_ticks = 0;
+        }
+        // Well beyond the target (a burst after a stall): one frame per tick, so each jump
+        // is small.
+        if queued > target + FRAME * 2 {
+            return true;
+        }
+        if self.shed == 0 {
+            return false;
+        }
+        // A little beyond for a whole window: shed it in silence, or anyway after another
+        // window without any (speech with no pause).
+        self.shed_waited += 1;
+        let quiet = self.peek(next).is_some_and(|p| p.len() <= QUIET_BYTES);
+        if quiet || self.shed_waited > WINDOW_TICKS {
+            self.shed -= 1;
+            return true;
+        }
+        false
+    }
+
+    fn take(&mut self, seq: u16) -> Option<Slot> {
         let slot = &mut self.slots[seq as usize % SLOTS];
         match slot {
-            Some(s) if s.seq == seq => slot.take().map(|s| s.payload),
+            Some(s) if s.seq == seq => slot.take(),
             _ => None,
         }
     }

@@ -196,3 +196,59 @@ fn hostile_sequence_numbers_never_panic() {
         let _ = jb.pop(t0 + Duration::from_millis(u64::from(i)));
     }
 }
+
+/// After a jittery spell the buffer has grown; once the network is calm again the delay
+/// nobody needs is shed, and only in silence (DTX packets) while there is some.
+#[test]
+fn delay_grown_by_jitter_is_shed_in_silence_once_the_network_calms_down() {
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new();
+    // Speech (3-byte packets) for 100 ms of every 500, DTX (1 byte) in between.
+    let speech = |seq: u16| seq % 25 < 5;
+    let packet = |seq: u16| {
+        let [a, b] = seq.to_be_bytes();
+        if speech(seq) {
+            Bytes::from(vec![a, b, 0])
+        } else {
+            Bytes::from(vec![a])
+        }
+    };
+    // 2 s of jitter (every other packet 60 ms late), then 8 s of a perfect network.
+    let delay = |i: u64| if i < 100 && i % 2 == 1 { 60 } else { 0 };
+    let mut arrivals: Vec<(u64, u16)> =
+        (0..500u64).map(|i| (i * 20 + delay(i), i as u16)).collect();
+    arrivals.sort();
+    let mut waits_at_end = Vec::new();
+    let mut played = Vec::new();
+    let mut a = 0;
+    for tick in 0..520u64 {
+        let ms = tick * 20 + 5;
+        while a < arrivals.len() && arrivals[a].0 <= ms {
+            let (at, seq) = arrivals[a];
+            jb.push(
+                t0 + Duration::from_millis(at),
+                seq,
+                u32::from(seq) * 960,
+                packet(seq),
+            );
+            a += 1;
+        }
+        if let Playout::Frame(p) = jb.pop(t0 + Duration::from_millis(ms)) {
+            // Only speech packets carry their whole sequence number.
+            if p.len() == 3 {
+                let seq = u16::from_be_bytes([p[0], p[1]]);
+                played.push(seq);
+                if tick > 450 {
+                    waits_at_end.push(ms - u64::from(seq) * 20);
+                }
+            }
+        }
+    }
+    assert!(jb.stats().trimmed > 0, "{:?}", jb.stats());
+    let worst = waits_at_end.iter().max().copied().unwrap_or(0);
+    // One frame of target delay, plus the 5 ms between an arrival and the next tick.
+    assert!(worst <= 25, "back to one frame of delay: {worst} ms");
+    for seq in (100..480u16).filter(|s| speech(*s)) {
+        assert!(played.contains(&seq), "speech frame {seq} was shed");
+    }
+}

@@ -2,17 +2,20 @@
 //! synthetic sources whose content carries time, the audio jitter buffer, the Opus, VP8 and H.264 codecs.
 
 pub mod audio;
+pub mod clock;
 mod h264;
 pub mod jitter;
 mod opus_codec;
+pub mod playout;
 pub mod synthetic;
 pub mod synthetic_video;
 pub mod video;
 mod video_codec;
 mod vp8;
 
-pub use audio::{AudioFrame, AudioSink, AudioSource, FRAME_SAMPLES, SAMPLE_RATE, SourceEnded};
+pub use audio::{AudioFrame, AudioSource, FRAME_SAMPLES, SAMPLE_RATE, SourceEnded};
 pub use jitter::{JitterBuffer, JitterStats, Playout};
 pub use opus_codec::{CodecError, MAX_PACKET, OpusDecoder, OpusEncoder};
+pub use playout::{PacketFeed, PlayoutStats, Pulled, QueueFull, RemoteAudio, remote_audio};
 pub use video::{I420Frame, VideoSink, VideoSource};
 pub use video_codec::{VideoCodec, VideoDecoder, VideoEncoder};

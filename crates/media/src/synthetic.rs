@@ -6,58 +6,88 @@
 //! wall-clock time), and checks the frequency to know whose voice it hears.
 
 use std::f64::consts::TAU;
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::audio::{AudioFrame, AudioSource, SAMPLE_RATE, SourceEnded};
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+use crate::audio::{AudioFrame, AudioSource, FRAME_SAMPLES, SAMPLE_RATE, SourceEnded};
+use crate::clock::spawn_clock;
+
+const FRAME: Duration = Duration::from_millis(20);
 
 pub const PULSE_PERIOD_MS: u64 = 500;
 pub const PULSE_MS: u64 = 100;
 const AMPLITUDE: f64 = 12_000.0;
 
-/// Tone bursts paced by a timer, as a microphone would deliver them.
+/// Tone bursts as a microphone delivers them: contiguous 20 ms frames of a signal locked
+/// to the wall clock, produced on a clock thread of their own (as a device's callback
+/// thread would) and handed over through a short queue. A reader that falls behind by more
+/// than the queue loses frames, as with a device whose buffer overran.
 pub struct ToneBursts {
     freq_hz: f64,
-    next_end: Option<Instant>,
+    frames: Option<mpsc::Receiver<AudioFrame>>,
 }
+
+/// Frames the clock thread may be ahead of the reader.
+const QUEUE: usize = 4;
 
 impl ToneBursts {
     pub fn new(freq_hz: f64) -> Self {
         Self {
             freq_hz,
-            next_end: None,
+            frames: None,
         }
     }
 
     /// The 20 ms ending at Unix time `end_us`.
     pub fn fill(&self, end_us: u64, out: &mut AudioFrame) {
-        let start_us = end_us.saturating_sub(20_000);
-        for (i, s) in out.iter_mut().enumerate() {
-            let t_us = start_us + i as u64 * 1_000_000 / u64::from(SAMPLE_RATE);
-            let in_period_us = t_us % (PULSE_PERIOD_MS * 1000);
-            *s = if in_period_us < PULSE_MS * 1000 {
-                let t = in_period_us as f64 / 1e6;
-                (AMPLITUDE * (TAU * self.freq_hz * t).sin()) as i16
-            } else {
-                0
-            };
-        }
+        fill_tone(self.freq_hz, end_us, out);
+    }
+
+    fn start(&self) -> Result<mpsc::Receiver<AudioFrame>, SourceEnded> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let freq_hz = self.freq_hz;
+        let (anchor, anchor_us) = (Instant::now(), unix_us_now());
+        let mut frame: AudioFrame = [0; FRAME_SAMPLES];
+        spawn_clock("estrade-tone", FRAME, move |deadline| {
+            let since = deadline.saturating_duration_since(anchor);
+            fill_tone(freq_hz, anchor_us + since.as_micros() as u64, &mut frame);
+            match tx.try_send(frame) {
+                // Full: the reader is behind and this frame is lost, as in an overrun.
+                Ok(()) | Err(TrySendError::Full(_)) => ControlFlow::Continue(()),
+                Err(TrySendError::Closed(_)) => ControlFlow::Break(()),
+            }
+        })
+        .map_err(|e| SourceEnded(format!("no thread for the synthetic microphone: {e}")))?;
+        Ok(rx)
+    }
+}
+
+fn fill_tone(freq_hz: f64, end_us: u64, out: &mut AudioFrame) {
+    let start_us = end_us.saturating_sub(20_000);
+    for (i, s) in out.iter_mut().enumerate() {
+        let t_us = start_us + i as u64 * 1_000_000 / u64::from(SAMPLE_RATE);
+        let in_period_us = t_us % (PULSE_PERIOD_MS * 1000);
+        *s = if in_period_us < PULSE_MS * 1000 {
+            let t = in_period_us as f64 / 1e6;
+            (AMPLITUDE * (TAU * freq_hz * t).sin()) as i16
+        } else {
+            0
+        };
     }
 }
 
 impl AudioSource for ToneBursts {
     async fn next_frame(&mut self, out: &mut AudioFrame) -> Result<(), SourceEnded> {
-        let end = *self
-            .next_end
-            .get_or_insert_with(|| Instant::now() + Duration::from_millis(20));
-        tokio::time::sleep_until(end.into()).await;
-        // A late wake-up (busy machine) skips ahead rather than bursting to catch up.
-        let now = Instant::now();
-        self.next_end = Some(if now > end + Duration::from_millis(40) {
-            now + Duration::from_millis(20)
-        } else {
-            end + Duration::from_millis(20)
-        });
-        self.fill(unix_us_now(), out);
+        if self.frames.is_none() {
+            self.frames = Some(self.start()?);
+        }
+        let frames = self.frames.as_mut().expect("started above");
+        *out = frames
+            .recv()
+            .await
+            .ok_or_else(|| SourceEnded("the synthetic microphone's clock stopped".into()))?;
         Ok(())
     }
 }
@@ -76,17 +106,22 @@ pub struct PulseAnalyser {
     /// Samples since the burst's first loud sample, and at its last loud one.
     burst_pos: u32,
     last_loud: u32,
-    /// Full cycles counted with hysteresis (codec noise around zero is not a cycle).
-    cycles: u32,
+    /// Above +HYSTERESIS since the last fall below −HYSTERESIS (codec noise around zero
+    /// is not a cycle).
     positive: bool,
+    previous: i16,
+    /// Where (in samples, interpolated) the current burst last rose through +HYSTERESIS.
+    last_rise: Option<f64>,
+    /// The burst's cycle lengths, in samples.
+    periods: Vec<f64>,
     pub latencies_ms: Vec<f64>,
     pub frequencies_hz: Vec<f64>,
     pub frames: u64,
 }
 
 /// Whether bursts measured at `freqs` are the tone `freq`: the median within 40 Hz and at
-/// least two thirds of them too (a burst cut by a join, a trim or concealment can read off;
-/// someone else's voice reads off on all of them).
+/// least two thirds of them too (a burst cut by a join can read off; someone else's voice
+/// reads off on all of them).
 pub fn mostly_at(freqs: &[f64], freq: f64) -> bool {
     let mut sorted = freqs.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -103,6 +138,7 @@ impl PulseAnalyser {
     pub fn feed(&mut self, frame: &[i16], played_us: u64) {
         self.frames += 1;
         for (i, &s) in frame.iter().enumerate() {
+            let previous = std::mem::replace(&mut self.previous, s);
             let loud = s.unsigned_abs() > LOUD;
             if !self.in_burst {
                 if !loud {
@@ -111,7 +147,8 @@ impl PulseAnalyser {
                 self.in_burst = true;
                 self.burst_pos = 0;
                 self.last_loud = 0;
-                self.cycles = 0;
+                self.last_rise = None;
+                self.periods.clear();
                 self.positive = s > 0;
                 let at_us = played_us + i as u64 * 1_000_000 / u64::from(SAMPLE_RATE);
                 let period_us = PULSE_PERIOD_MS * 1000;
@@ -125,17 +162,32 @@ impl PulseAnalyser {
                 self.positive = false;
             } else if !self.positive && s > HYSTERESIS {
                 self.positive = true;
-                self.cycles += 1;
+                // Where between the previous sample and this one the level was crossed.
+                let (from, to) = (f64::from(previous), f64::from(s));
+                let rise = (f64::from(HYSTERESIS) - from) / (to - from);
+                let at = f64::from(self.burst_pos) - 1.0 + rise.clamp(0.0, 1.0);
+                if let Some(last) = self.last_rise.replace(at) {
+                    self.periods.push(at - last);
+                }
             }
             // 10 ms without a loud sample ends the burst.
             if self.burst_pos - self.last_loud > SAMPLE_RATE / 100 {
-                let secs = f64::from(self.last_loud) / f64::from(SAMPLE_RATE);
-                if secs > 0.03 {
-                    self.frequencies_hz.push(f64::from(self.cycles) / secs);
-                }
-                self.in_burst = false;
+                self.end_burst();
             }
         }
+    }
+
+    /// The burst's frequency is its median cycle: a frame concealed or dropped inside a
+    /// burst (jitter, loss) bends one or two cycles, not the pitch that says whose voice
+    /// it is.
+    fn end_burst(&mut self) {
+        self.in_burst = false;
+        if f64::from(self.last_loud) / f64::from(SAMPLE_RATE) <= 0.03 || self.periods.is_empty() {
+            return;
+        }
+        let mid = self.periods.len() / 2;
+        let (_, median, _) = self.periods.select_nth_unstable_by(mid, f64::total_cmp);
+        self.frequencies_hz.push(f64::from(SAMPLE_RATE) / *median);
     }
 }
 
