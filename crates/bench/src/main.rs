@@ -7,6 +7,7 @@
 //! `./scripts/estrade bench`, which provides both.
 
 mod load;
+mod machine;
 mod reference;
 mod stats;
 
@@ -24,6 +25,7 @@ use estrade_engine::{
     RoomEvent, RoomEvents, VideoCodec,
 };
 
+use crate::machine::Mark;
 use crate::stats::Row;
 
 /// Onsets before this are warm-up (the jitter buffers settle on both sides).
@@ -63,14 +65,19 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (mut ours_connected, mut ours_first_audio) = (Vec::new(), Vec::new());
     let joiner = grant("thomas.petit@estrade.example").await?;
+    let mut steal: Vec<(&str, f64, f64)> = Vec::new();
+    let mark = Mark::now();
     for _ in 0..joins {
         let (connected, first_audio) = time_one_join(&joiner).await?;
         ours_connected.push(connected);
         ours_first_audio.push(first_audio);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    let ours_steal = stolen(&mark);
     let reference_joiner = grant("hugo.moreau@estrade.example").await?;
+    let mark = Mark::now();
     let report = reference::join_bench(&reference_joiner, joins).await?;
+    steal.push(("join", ours_steal, stolen(&mark)));
     publisher.leave().await;
 
     eprintln!(
@@ -80,12 +87,16 @@ async fn main() -> anyhow::Result<()> {
         grant("lea.dubois@estrade.example").await?,
         grant("amina.diallo@estrade.example").await?,
     );
+    let mark = Mark::now();
     let ours_m2e = mouth_to_ear_ours(&a, &b, seconds).await?;
+    let ours_steal = stolen(&mark);
     let (c, d) = (
         grant("karim.benali@estrade.example").await?,
         grant("hugo.moreau@estrade.example").await?,
     );
+    let mark = Mark::now();
     let reference_m2e = reference::mouth_to_ear(&c, &d, seconds, WARM_UP_BURSTS).await?;
+    steal.push(("mouth-to-ear", ours_steal, stolen(&mark)));
 
     eprintln!(
         "glass-to-glass: {seconds} s of 720p30 each way, Estrade ↔ Estrade then libwebrtc ↔ libwebrtc"
@@ -94,12 +105,20 @@ async fn main() -> anyhow::Result<()> {
         grant(seed::DEMO_TRAINER_EMAIL).await?,
         grant("karim.benali@estrade.example").await?,
     );
+    let mark = Mark::now();
     let ours_g2g = glass_to_glass_ours(&e, &f, seconds, VideoCodec::Vp8).await?;
+    let ours_steal = stolen(&mark);
+    let mark = Mark::now();
     let reference_g2g =
         reference::glass_to_glass(&e, &f, "1280x720", "vp8", seconds, WARM_UP_FRAMES).await?;
+    steal.push(("glass-to-glass VP8", ours_steal, stolen(&mark)));
+    let mark = Mark::now();
     let ours_g2g_h264 = glass_to_glass_ours(&e, &f, seconds, VideoCodec::H264).await?;
+    let ours_steal = stolen(&mark);
+    let mark = Mark::now();
     let reference_g2g_h264 =
         reference::glass_to_glass(&e, &f, "1280x720", "h264", seconds, WARM_UP_FRAMES).await?;
+    steal.push(("glass-to-glass H.264", ours_steal, stolen(&mark)));
 
     eprintln!(
         "CPU and memory: one client publishing 720p30 simulcast + audio, watching 8 cameras (360p30) and hearing 3 talkers"
@@ -148,6 +167,14 @@ async fn main() -> anyhow::Result<()> {
             target_ms: Some(60.0),
         },
     ]);
+    println!(
+        "CPU taken by the hypervisor while measuring (% of this machine's CPU time, Estrade / libwebrtc): {}",
+        steal
+            .iter()
+            .map(|(name, ours, reference)| format!("{name} {ours:.0} / {reference:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!();
     println!(
         "one client, 720p30 simulcast camera + microphone out, 8 × 360p30 cameras + 3 talkers in ({seconds} s after 5 s warm-up, CPU in % of one core):"
@@ -276,6 +303,11 @@ async fn join_video(grant: &Grant, screen: FrameRecorder) -> anyhow::Result<(Roo
         video_output: Some(Arc::new(screen)),
     })
     .await?)
+}
+
+/// Hypervisor steal since `mark`, in percent (`NaN` where /proc/stat is not readable).
+fn stolen(mark: &Option<Mark>) -> f64 {
+    mark.as_ref().map_or(f64::NAN, Mark::stolen_percent)
 }
 
 fn ms(d: Duration) -> f64 {
