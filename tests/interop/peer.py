@@ -212,8 +212,9 @@ async def listen(track, analyser):
 
 
 async def join_bench(times):
-    """Joins `times` times: ms to connected (room.connect returned) and to the first frame
-    of a remote microphone already publishing in the room."""
+    """Joins `times` times: ms to connected (room.connect returned) and to the first audible
+    frame of a remote microphone already publishing a steady tone in the room (NetEq plays
+    silence before the first packet: those frames do not count)."""
     connected, first_audio = [], []
     for _ in range(times):
         room = rtc.Room()
@@ -221,9 +222,10 @@ async def join_bench(times):
         tasks = []
 
         async def first_frame(track):
-            async for _ in rtc.AudioStream(track, sample_rate=RATE, num_channels=1):
-                got.set()
-                break
+            async for event in rtc.AudioStream(track, sample_rate=RATE, num_channels=1):
+                if max(abs(s) for s in event.frame.data) > LOUD:
+                    got.set()
+                    break
 
         @room.on("track_subscribed")
         def _subscribed(track, publication, participant):

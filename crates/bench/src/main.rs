@@ -61,7 +61,9 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("join: {joins} joins each, with a publisher already in the room");
     let publisher_grant = grant(seed::DEMO_TRAINER_EMAIL).await?;
     let (publisher, _publisher_events) = join(&publisher_grant, None).await?;
-    publisher.publish_microphone(ToneBursts::new(440.0)).await?;
+    publisher
+        .publish_microphone(ToneBursts::continuous(440.0))
+        .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (mut ours_connected, mut ours_first_audio) = (Vec::new(), Vec::new());
     let joiner = grant("thomas.petit@estrade.example").await?;
@@ -143,7 +145,7 @@ async fn main() -> anyhow::Result<()> {
             target_ms: Some(300.0),
         },
         Row {
-            name: format!("join → first remote audio ({joins} joins)"),
+            name: format!("join → first audible remote audio ({joins} joins)"),
             ours: ours_first_audio,
             reference: report.first_audio_ms,
             target_ms: Some(300.0),
@@ -216,7 +218,8 @@ async fn join(grant: &Grant, output: Option<PulseRecorder>) -> anyhow::Result<(R
     .await?)
 }
 
-/// ms from calling `join` to MediaConnected, and to the first remote audio frame played.
+/// ms from calling `join` to MediaConnected, and to the first audible frame of the
+/// publisher's (continuous) tone played.
 async fn time_one_join(grant: &Grant) -> anyhow::Result<(f64, f64)> {
     let recorder = PulseRecorder::default();
     let started = Instant::now();
@@ -230,7 +233,12 @@ async fn time_one_join(grant: &Grant) -> anyhow::Result<(f64, f64)> {
         }
     };
     let first = loop {
-        if let Some(at) = recorder.all().values().filter_map(|h| h.first_played).min() {
+        if let Some(at) = recorder
+            .all()
+            .values()
+            .filter_map(|h| h.first_audible)
+            .min()
+        {
             break at;
         }
         if tokio::time::Instant::now() > deadline {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use estrade_media::clock::spawn_clock;
-use estrade_media::synthetic::{PulseAnalyser, unix_us_now};
+use estrade_media::synthetic::{PulseAnalyser, is_audible, unix_us_now};
 use estrade_media::{AudioFrame, FRAME_SAMPLES, I420Frame, Pulled, RemoteAudio, VideoSink};
 use estrade_session::{ParticipantIdentity, TrackSid};
 
@@ -23,6 +23,8 @@ use crate::video::VideoOutput;
 pub struct Heard {
     pub pulses: PulseAnalyser,
     pub first_played: Option<Instant>,
+    /// When the first frame with sound in it played.
+    pub first_audible: Option<Instant>,
 }
 
 /// Cheap to clone; every clone sees the same results.
@@ -78,6 +80,9 @@ impl PulseRecorder {
             None => heard.entry(from.clone()).or_default(),
         };
         entry.first_played.get_or_insert(at);
+        if entry.first_audible.is_none() && is_audible(frame) {
+            entry.first_audible = Some(at);
+        }
         entry.pulses.feed(frame, played_us);
     }
 }

@@ -12,6 +12,7 @@ use estrade_session::{
 };
 use futures_util::StreamExt as _;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::audio::{self, AudioOutput};
@@ -23,6 +24,8 @@ use crate::video::{self, CameraSettings, VideoOutput};
 
 /// The server must answer the upgrade with a JoinResponse within this.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `leave` waits for the microphone and camera tasks to stop (one frame each).
+const MEDIA_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 /// Events waiting for the application. When it falls this far behind, the engine waits for
 /// it (nothing is dropped); keep draining.
 const EVENT_CAPACITY: usize = 256;
@@ -99,6 +102,9 @@ pub type RoomEvents = mpsc::Receiver<RoomEvent>;
 #[derive(Clone, Debug)]
 pub struct Room {
     commands: mpsc::Sender<Command>,
+    /// The microphone and camera tasks, so `leave` returns once they have stopped (a task
+    /// still encoding when the runtime shuts down would panic on its next timer).
+    media: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
 }
 
 /// Joins the room `options` points at.
@@ -168,7 +174,8 @@ pub async fn join(options: JoinOptions) -> Result<(Room, RoomEvents), JoinError>
         options.video_output.clone(),
     );
     tokio::spawn(driver.run());
-    Ok((Room { commands }, events))
+    let media = Arc::default();
+    Ok((Room { commands, media }, events))
 }
 
 impl Room {
@@ -189,10 +196,10 @@ impl Room {
     /// sent. The track's sid arrives as `LocalTrackPublished`.
     pub async fn publish_microphone(&self, source: impl AudioSource) -> Result<(), CommandError> {
         let (track, enabled) = self.publish(Publishing::Microphone).await?;
-        tokio::spawn(async move {
+        self.track_media(tokio::spawn(async move {
             let end = audio::pump_microphone(source, track, enabled).await;
             tracing::info!(?end, "microphone stopped");
-        });
+        }));
         Ok(())
     }
 
@@ -211,10 +218,10 @@ impl Room {
                 layers: layers.clone(),
             })
             .await?;
-        tokio::spawn(async move {
+        self.track_media(tokio::spawn(async move {
             let end = video::pump_camera(source, settings, layers, track, enabled).await;
             tracing::info!(?end, "camera stopped");
-        });
+        }));
         Ok(())
     }
 
@@ -283,6 +290,26 @@ impl Room {
         if self.command(Command::Leave { done }).await.is_ok() {
             let _ = left.await;
         }
+        // The room dropped its publications: each media task stops at its next frame.
+        let tasks = std::mem::take(&mut *self.media_tasks());
+        let stopped = futures_util::future::join_all(tasks);
+        if tokio::time::timeout(MEDIA_STOP_TIMEOUT, stopped)
+            .await
+            .is_err()
+        {
+            tracing::warn!("a media task did not stop within {MEDIA_STOP_TIMEOUT:?} of leaving");
+        }
+    }
+
+    fn track_media(&self, task: JoinHandle<()>) {
+        let mut tasks = self.media_tasks();
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+
+    fn media_tasks(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
+        // Plain data: a panic elsewhere while holding it leaves nothing half-done.
+        self.media.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn command(&self, command: Command) -> Result<(), CommandError> {

@@ -26,6 +26,8 @@ const AMPLITUDE: f64 = 12_000.0;
 /// than the queue loses frames, as with a device whose buffer overran.
 pub struct ToneBursts {
     freq_hz: f64,
+    /// How much of each period sounds: [`PULSE_MS`], or all of it for a steady tone.
+    sounding_us: u64,
     frames: Option<mpsc::Receiver<AudioFrame>>,
 }
 
@@ -36,23 +38,34 @@ impl ToneBursts {
     pub fn new(freq_hz: f64) -> Self {
         Self {
             freq_hz,
+            sounding_us: PULSE_MS * 1000,
             frames: None,
+        }
+    }
+
+    /// A tone without pauses: every frame is audible, for measuring when the first sound
+    /// of a microphone arrives (bursts would add up to 400 ms of waiting for the next one).
+    pub fn continuous(freq_hz: f64) -> Self {
+        Self {
+            sounding_us: PULSE_PERIOD_MS * 1000,
+            ..Self::new(freq_hz)
         }
     }
 
     /// The 20 ms ending at Unix time `end_us`.
     pub fn fill(&self, end_us: u64, out: &mut AudioFrame) {
-        fill_tone(self.freq_hz, end_us, out);
+        fill_tone(self.freq_hz, self.sounding_us, end_us, out);
     }
 
     fn start(&self) -> Result<mpsc::Receiver<AudioFrame>, SourceEnded> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let freq_hz = self.freq_hz;
+        let (freq_hz, sounding_us) = (self.freq_hz, self.sounding_us);
         let (anchor, anchor_us) = (Instant::now(), unix_us_now());
         let mut frame: AudioFrame = [0; FRAME_SAMPLES];
         spawn_clock("estrade-tone", FRAME, move |deadline| {
             let since = deadline.saturating_duration_since(anchor);
-            fill_tone(freq_hz, anchor_us + since.as_micros() as u64, &mut frame);
+            let end_us = anchor_us + since.as_micros() as u64;
+            fill_tone(freq_hz, sounding_us, end_us, &mut frame);
             match tx.try_send(frame) {
                 // Full: the reader is behind and this frame is lost, as in an overrun.
                 Ok(()) | Err(TrySendError::Full(_)) => ControlFlow::Continue(()),
@@ -64,12 +77,12 @@ impl ToneBursts {
     }
 }
 
-fn fill_tone(freq_hz: f64, end_us: u64, out: &mut AudioFrame) {
+fn fill_tone(freq_hz: f64, sounding_us: u64, end_us: u64, out: &mut AudioFrame) {
     let start_us = end_us.saturating_sub(20_000);
     for (i, s) in out.iter_mut().enumerate() {
         let t_us = start_us + i as u64 * 1_000_000 / u64::from(SAMPLE_RATE);
         let in_period_us = t_us % (PULSE_PERIOD_MS * 1000);
-        *s = if in_period_us < PULSE_MS * 1000 {
+        *s = if in_period_us < sounding_us {
             let t = in_period_us as f64 / 1e6;
             (AMPLITUDE * (TAU * freq_hz * t).sin()) as i16
         } else {
@@ -131,6 +144,11 @@ pub fn mostly_at(freqs: &[f64], freq: f64) -> bool {
 }
 
 const LOUD: u16 = 2_000;
+
+/// Whether `frame` holds sound (a tone sample, not silence or codec noise).
+pub fn is_audible(frame: &[i16]) -> bool {
+    frame.iter().any(|s| s.unsigned_abs() > LOUD)
+}
 const HYSTERESIS: i16 = 1_000;
 
 impl PulseAnalyser {
@@ -228,5 +246,21 @@ mod tests {
             "one cut burst is fine"
         );
         assert!(analyser.frequencies_hz.len() >= 3);
+    }
+
+    #[test]
+    fn a_continuous_tone_is_audible_in_every_frame_and_bursts_are_not() {
+        let (steady, bursts) = (ToneBursts::continuous(440.0), ToneBursts::new(440.0));
+        let mut frame = [0i16; FRAME_SAMPLES];
+        let t0 = 1_790_000_000_000_000u64;
+        let (mut audible_steady, mut audible_bursts) = (0, 0);
+        for k in 0..50u64 {
+            steady.fill(t0 + (k + 1) * 20_000, &mut frame);
+            audible_steady += usize::from(is_audible(&frame));
+            bursts.fill(t0 + (k + 1) * 20_000, &mut frame);
+            audible_bursts += usize::from(is_audible(&frame));
+        }
+        assert_eq!(audible_steady, 50);
+        assert_eq!(audible_bursts, 10, "100 ms of every 500");
     }
 }
