@@ -124,6 +124,63 @@ async fn two_cli_participants_join_through_the_backend_talk_and_chat() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs livekit-server: scripts/test.sh starts it"]
+async fn a_cli_camera_is_watched_by_another_cli_at_its_tile_size() {
+    let server = devserver().await;
+    let live = seed::sessions::LIVE.to_string();
+    let through_backend = |email: &str, extra: &[&str]| {
+        let mut c = cli();
+        c.args([
+            "--backend",
+            &server.url(),
+            "--email",
+            email,
+            "--session",
+            &live,
+        ])
+        .args(["--seconds", "8"])
+        .args(extra)
+        .env("ESTRADE_PASSWORD", seed::DEMO_PASSWORD);
+        c
+    };
+    let camera = through_backend(
+        "karim.benali@estrade.example",
+        &["--camera", "640x360", "--simulcast", "--codec", "h264"],
+    );
+    let viewer = through_backend(seed::DEMO_TRAINER_EMAIL, &["--watch", "--tile", "320x180"]);
+    let ((c_out, c_lines), (v_out, v_lines)) = tokio::join!(run(camera), run(viewer));
+    for out in [&c_out, &v_out] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let camera_id = events(&c_lines, "joined")[0]["local"]["identity"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(events(&c_lines, "local_track_published").len(), 1);
+    let seen = events(&v_lines, "video_seen");
+    let from_camera = seen
+        .iter()
+        .find(|s| s["from"] == camera_id.as_str())
+        .unwrap_or_else(|| panic!("the viewer saw no camera: {v_lines:#?}"));
+    eprintln!("the viewer saw the camera: {from_camera}");
+    // ~8 s at 30 fps minus the join: a few seconds of frames, at least.
+    assert!(
+        from_camera["frames"].as_u64().unwrap() >= 60,
+        "{from_camera}"
+    );
+    let sizes = from_camera["sizes"].as_array().unwrap();
+    assert!(
+        sizes.contains(&Value::from("320x180")),
+        "the tile asked for the quarter layer: {from_camera}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs livekit-server: scripts/test.sh starts it"]
 async fn three_bots_in_one_process_see_each_other() {
     let room = format!("cli-bots-{}", unix_ms());
     let mut c = cli();
