@@ -44,6 +44,25 @@ async fn devserver() -> estrade_devserver::RunningServer {
     .unwrap()
 }
 
+/// The CLI as `email`, joining the live demo session through `server` for 8 s.
+fn through_backend(
+    server: &estrade_devserver::RunningServer,
+    email: &str,
+    extra: &[&str],
+) -> Command {
+    let mut c = cli();
+    c.args(["--backend", &server.url(), "--email", email])
+        .args([
+            "--session",
+            &seed::sessions::LIVE.to_string(),
+            "--seconds",
+            "8",
+        ])
+        .args(extra)
+        .env("ESTRADE_PASSWORD", seed::DEMO_PASSWORD);
+    c
+}
+
 fn unix_ms() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -55,22 +74,7 @@ fn unix_ms() -> u128 {
 #[ignore = "needs livekit-server: scripts/test.sh starts it"]
 async fn two_cli_participants_join_through_the_backend_talk_and_chat() {
     let server = devserver().await;
-    let live = seed::sessions::LIVE.to_string();
-    let through_backend = |email: &str, extra: &[&str]| {
-        let mut c = cli();
-        c.args([
-            "--backend",
-            &server.url(),
-            "--email",
-            email,
-            "--session",
-            &live,
-        ])
-        .args(["--seconds", "8"])
-        .args(extra)
-        .env("ESTRADE_PASSWORD", seed::DEMO_PASSWORD);
-        c
-    };
+    let through_backend = |email: &str, extra: &[&str]| through_backend(&server, email, extra);
     let trainer = through_backend(
         seed::DEMO_TRAINER_EMAIL,
         &["--tone", "440", "--say", "Bonjour de la CLI <b>!</b>"],
@@ -126,22 +130,7 @@ async fn two_cli_participants_join_through_the_backend_talk_and_chat() {
 #[ignore = "needs livekit-server: scripts/test.sh starts it"]
 async fn a_cli_camera_is_watched_by_another_cli_at_its_tile_size() {
     let server = devserver().await;
-    let live = seed::sessions::LIVE.to_string();
-    let through_backend = |email: &str, extra: &[&str]| {
-        let mut c = cli();
-        c.args([
-            "--backend",
-            &server.url(),
-            "--email",
-            email,
-            "--session",
-            &live,
-        ])
-        .args(["--seconds", "8"])
-        .args(extra)
-        .env("ESTRADE_PASSWORD", seed::DEMO_PASSWORD);
-        c
-    };
+    let through_backend = |email: &str, extra: &[&str]| through_backend(&server, email, extra);
     let camera = through_backend(
         "karim.benali@estrade.example",
         &["--camera", "640x360", "--simulcast", "--codec", "h264"],
