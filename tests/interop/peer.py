@@ -38,6 +38,7 @@ class PulseAnalyser:
         self.previous = 0
         self.last_rise = None
         self.periods = []
+        self.last_onset_us = None
         self.latencies_ms = []
         self.frequencies_hz = []
 
@@ -54,7 +55,10 @@ class PulseAnalyser:
                 self.periods = []
                 self.positive = s > 0
                 at_us = played_us + i * 1_000_000 // RATE
-                self.latencies_ms.append((at_us % PERIOD_US) / 1000.0)
+                # Sound again within half a period is the same burst, cut by concealment.
+                if self.last_onset_us is None or at_us - self.last_onset_us >= PERIOD_US // 2:
+                    self.last_onset_us = at_us
+                    self.latencies_ms.append((at_us % PERIOD_US) / 1000.0)
             self.pos += 1
             if loud:
                 self.last_loud = self.pos
