@@ -292,12 +292,15 @@ impl Room {
         }
         // The room dropped its publications: each media task stops at its next frame.
         let tasks = std::mem::take(&mut *self.media_tasks());
+        let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
         let stopped = futures_util::future::join_all(tasks);
         if tokio::time::timeout(MEDIA_STOP_TIMEOUT, stopped)
             .await
             .is_err()
         {
+            // Not left running detached: each stops at its next await.
             tracing::warn!("a media task did not stop within {MEDIA_STOP_TIMEOUT:?} of leaving");
+            aborts.iter().for_each(|a| a.abort());
         }
     }
 

@@ -137,6 +137,7 @@ impl JitterBuffer {
             }
             Some(next) if !seq_ge(seq, next) => {
                 self.stats.discarded += 1; // its turn has passed
+                self.delay_was_short();
                 return;
             }
             Some(next) if seq.wrapping_sub(next) as usize >= SLOTS => {
@@ -144,6 +145,9 @@ impl JitterBuffer {
                 self.slots.iter_mut().for_each(|s| *s = None);
                 self.next = Some(seq);
                 self.highest = seq;
+                self.shed = 0;
+                self.shortest_wait = None;
+                self.window_ticks = 0;
             }
             Some(_) => {
                 if seq_ge(seq, self.highest) {
@@ -200,6 +204,7 @@ impl JitterBuffer {
             self.stats.concealed += 1;
             return Playout::Conceal;
         }
+        self.delay_was_short(); // gave up on `next`
         match self.peek(next.wrapping_add(1)) {
             Some(following) => {
                 self.stats.recovered += 1;
@@ -221,8 +226,12 @@ impl JitterBuffer {
             let excess = self
                 .shortest_wait
                 .map_or(Duration::ZERO, |w| w.saturating_sub(target));
+            // Still shedding from the last window: keep counting how long it has waited
+            // for silence, so continuous speech is shed too.
+            if self.shed == 0 {
+                self.shed_waited = 0;
+            }
             self.shed = (excess.as_nanos() / FRAME.as_nanos()) as u32;
-            self.shed_waited = 0;
             self.shortest_wait = None;
             self.window_ticks = 0;
         }
@@ -243,6 +252,13 @@ impl JitterBuffer {
             return true;
         }
         false
+    }
+
+    /// A packet came too late to play: this window's delay was not too long, whatever the
+    /// played packets waited.
+    fn delay_was_short(&mut self) {
+        self.shortest_wait = Some(Duration::ZERO);
+        self.shed = 0;
     }
 
     fn take(&mut self, seq: u16) -> Option<Slot> {

@@ -252,3 +252,43 @@ fn delay_grown_by_jitter_is_shed_in_silence_once_the_network_calms_down() {
         assert!(played.contains(&seq), "speech frame {seq} was shed");
     }
 }
+
+/// Continuous speech (no DTX packets to shed in silence): extra delay still goes, a window
+/// later, while a packet that arrives too late stops the shedding.
+#[test]
+fn delay_is_shed_in_continuous_speech_too() {
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new();
+    let speech = |seq: u16| {
+        let [a, b] = seq.to_be_bytes();
+        Bytes::from(vec![a, b, 0])
+    };
+    let delay = |i: u64| if i < 100 && i % 2 == 1 { 60 } else { 0 };
+    let mut arrivals: Vec<(u64, u16)> =
+        (0..500u64).map(|i| (i * 20 + delay(i), i as u16)).collect();
+    arrivals.sort();
+    let mut waits_at_end = Vec::new();
+    let mut a = 0;
+    for tick in 0..520u64 {
+        let ms = tick * 20 + 5;
+        while a < arrivals.len() && arrivals[a].0 <= ms {
+            let (at, seq) = arrivals[a];
+            jb.push(
+                t0 + Duration::from_millis(at),
+                seq,
+                u32::from(seq) * 960,
+                speech(seq),
+            );
+            a += 1;
+        }
+        if let Playout::Frame(p) = jb.pop(t0 + Duration::from_millis(ms)) {
+            let seq = u16::from_be_bytes([p[0], p[1]]);
+            if tick > 450 {
+                waits_at_end.push(ms - u64::from(seq) * 20);
+            }
+        }
+    }
+    assert!(jb.stats().trimmed > 0, "{:?}", jb.stats());
+    let worst = waits_at_end.iter().max().copied().unwrap_or(0);
+    assert!(worst <= 25, "back to one frame of delay: {worst} ms");
+}

@@ -36,6 +36,7 @@ pub fn remote_audio() -> Result<(PacketFeed, RemoteAudio), CodecError> {
             buffer: JitterBuffer::new(),
             decoder,
             stats: PlayoutStats::default(),
+            ended: false,
         },
     ))
 }
@@ -96,17 +97,23 @@ pub struct RemoteAudio {
     buffer: JitterBuffer,
     decoder: OpusDecoder,
     stats: PlayoutStats,
+    /// The feed is gone: play what is buffered, then say `Ended`.
+    ended: bool,
 }
 
 impl RemoteAudio {
     /// The output's clock ticked at `now`: the next 20 ms into `out`. No allocation, no lock.
     pub fn pull(&mut self, now: Instant, out: &mut AudioFrame) -> Pulled {
-        loop {
+        while !self.ended {
             match self.rx.try_recv() {
                 Ok(a) => self.buffer.push(a.at, a.sequence, a.timestamp, a.payload),
                 Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => return Pulled::Ended,
+                Err(TryRecvError::Disconnected) => self.ended = true,
             }
+        }
+        if self.ended && self.buffer.queued().is_zero() {
+            out.fill(0);
+            return Pulled::Ended;
         }
         let decoded = match self.buffer.pop(now) {
             Playout::Buffering => {
@@ -172,8 +179,22 @@ mod tests {
         assert!(analyser.frequencies_hz.len() >= 3, "{analyser:?}");
         assert!(crate::synthetic::mostly_at(&analyser.frequencies_hz, 440.0));
         assert_eq!(audio.stats().jitter.received, 100);
+        // The last packet is still buffered when the track ends: it plays, then the end.
+        feed.push(
+            t0 + Duration::from_secs(2),
+            100,
+            100 * 960,
+            Bytes::from_static(&[0xf8]),
+        )
+        .unwrap();
         drop(feed);
-        assert_eq!(audio.pull(Instant::now(), &mut out), Pulled::Ended);
+        let later = t0 + Duration::from_secs(3);
+        let tail: Vec<Pulled> = (0..4).map(|_| audio.pull(later, &mut out)).collect();
+        assert_eq!(
+            tail,
+            [Pulled::Audio, Pulled::Audio, Pulled::Ended, Pulled::Ended],
+            "packets 99 and 100 were still buffered"
+        );
     }
 
     #[test]

@@ -146,6 +146,9 @@ pub fn mostly_at(freqs: &[f64], freq: f64) -> bool {
 }
 
 const LOUD: u16 = 2_000;
+/// Cycles kept per burst: a burst's pitch needs a few dozen; a steady tone (which never
+/// ends its burst) must not grow without bound.
+const MAX_PERIODS: usize = 1024;
 
 /// Whether `frame` holds sound (a tone sample, not silence or codec noise).
 pub fn is_audible(frame: &[i16]) -> bool {
@@ -182,7 +185,7 @@ impl PulseAnalyser {
                     self.latencies_ms.push((at_us % period_us) as f64 / 1000.0);
                 }
             }
-            self.burst_pos += 1;
+            self.burst_pos = self.burst_pos.saturating_add(1);
             if loud {
                 self.last_loud = self.burst_pos;
             }
@@ -194,7 +197,9 @@ impl PulseAnalyser {
                 let (from, to) = (f64::from(previous), f64::from(s));
                 let rise = (f64::from(HYSTERESIS) - from) / (to - from);
                 let at = f64::from(self.burst_pos) - 1.0 + rise.clamp(0.0, 1.0);
-                if let Some(last) = self.last_rise.replace(at) {
+                if let Some(last) = self.last_rise.replace(at)
+                    && self.periods.len() < MAX_PERIODS
+                {
                     self.periods.push(at - last);
                 }
             }
