@@ -46,13 +46,8 @@ async fn two_clients_hear_each_other_and_mute_propagates() {
         .publish_microphone(ToneBursts::new(880.0))
         .await
         .unwrap();
-    let trainer_track = wait_for(&mut trainer_events, "the trainer's track", |e| match e {
-        RoomEvent::Session(SessionEvent::LocalTrackPublished { track, .. }) => {
-            Some(track.sid.clone())
-        }
-        _ => None,
-    })
-    .await;
+    let trainer_track =
+        common::own_track_published(&mut trainer_events, "the trainer's track").await;
     wait_for(&mut student_events, "the trainer's audio", |e| match e {
         RoomEvent::TrackSubscribed { track, .. } if *track == trainer_track => Some(()),
         _ => None,

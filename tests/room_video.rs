@@ -71,17 +71,8 @@ async fn trainer_and_co_trainer_see_each_other_and_camera_off_propagates() {
         )
         .await
         .unwrap();
-    let claire_track = wait_for(
-        &mut claire_events,
-        "Claire's camera published",
-        |e| match e {
-            RoomEvent::Session(SessionEvent::LocalTrackPublished { track, .. }) => {
-                Some(track.sid.clone())
-            }
-            _ => None,
-        },
-    )
-    .await;
+    let claire_track =
+        common::own_track_published(&mut claire_events, "Claire's camera published").await;
 
     tokio::time::sleep(Duration::from_secs(5)).await;
     for (who, screen, from) in [
@@ -176,17 +167,7 @@ async fn a_simulcast_camera_is_forwarded_at_the_layer_the_tile_asks_for() {
         )
         .await
         .unwrap();
-    let track = wait_for(
-        &mut claire_events,
-        "Claire's camera published",
-        |e| match e {
-            RoomEvent::Session(SessionEvent::LocalTrackPublished { track, .. }) => {
-                Some(track.sid.clone())
-            }
-            _ => None,
-        },
-    )
-    .await;
+    let track = common::own_track_published(&mut claire_events, "Claire's camera published").await;
 
     // After each tile change: wait until the last frames are at the expected size (the
     // server switches at a keyframe of the new layer, and moves up only once its bandwidth

@@ -118,6 +118,21 @@ pub async fn wait_for<T>(
     }
 }
 
+/// The sid the server gave our own track, once it is published.
+pub async fn own_track_published(
+    events: &mut estrade_engine::RoomEvents,
+    what: &str,
+) -> estrade_engine::TrackSid {
+    wait_for(events, what, |e| match e {
+        estrade_engine::RoomEvent::Session(estrade_engine::SessionEvent::LocalTrackPublished {
+            track,
+            ..
+        }) => Some(track.sid.clone()),
+        _ => None,
+    })
+    .await
+}
+
 /// The median (upper middle), `NaN` for nothing: for the numbers the tests print.
 pub fn p50(v: &[f64]) -> f64 {
     let mut v = v.to_vec();

@@ -2,14 +2,24 @@
 //! 2-core VM the same build measures 45 or 150 ms glass-to-glass depending on the
 //! neighbours; printing the steal beside each row tells a slow machine from a slow client.
 
+/// Runs `measurement`, and says what share of the machine's CPU time the hypervisor took
+/// meanwhile (percent; `NaN` where /proc/stat is not readable).
+pub async fn with_steal<T>(
+    measurement: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<(T, f64)> {
+    let mark = Mark::now();
+    let value = measurement.await?;
+    Ok((value, mark.map_or(f64::NAN, |m| m.stolen_percent())))
+}
+
 /// A reading of the machine's CPU time counters (/proc/stat, all CPUs).
-pub struct Mark {
+struct Mark {
     steal: u64,
     total: u64,
 }
 
 impl Mark {
-    pub fn now() -> Option<Self> {
+    fn now() -> Option<Self> {
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
         // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
         let fields: Vec<u64> = stat
@@ -26,7 +36,7 @@ impl Mark {
     }
 
     /// Percent of the machine's CPU time stolen since this mark; `NaN` if unknown.
-    pub fn stolen_percent(&self) -> f64 {
+    fn stolen_percent(&self) -> f64 {
         match Self::now() {
             Some(now) if now.total > self.total => {
                 (now.steal - self.steal) as f64 / (now.total - self.total) as f64 * 100.0

@@ -25,7 +25,7 @@ use estrade_engine::{
     RoomEvent, RoomEvents, VideoCodec,
 };
 
-use crate::machine::Mark;
+use crate::machine::with_steal;
 use crate::stats::Row;
 
 /// Onsets before this are warm-up (the jitter buffers settle on both sides).
@@ -65,21 +65,22 @@ async fn main() -> anyhow::Result<()> {
         .publish_microphone(ToneBursts::continuous(440.0))
         .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (mut ours_connected, mut ours_first_audio) = (Vec::new(), Vec::new());
     let joiner = grant("thomas.petit@estrade.example").await?;
-    let mut steal: Vec<(&str, f64, f64)> = Vec::new();
-    let mark = Mark::now();
-    for _ in 0..joins {
-        let (connected, first_audio) = time_one_join(&joiner).await?;
-        ours_connected.push(connected);
-        ours_first_audio.push(first_audio);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    let ours_steal = stolen(&mark);
+    let ((ours_connected, ours_first_audio), ours_steal) = with_steal(async {
+        let (mut connected, mut first_audio) = (Vec::new(), Vec::new());
+        for _ in 0..joins {
+            let (c, f) = time_one_join(&joiner).await?;
+            connected.push(c);
+            first_audio.push(f);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        Ok((connected, first_audio))
+    })
+    .await?;
     let reference_joiner = grant("hugo.moreau@estrade.example").await?;
-    let mark = Mark::now();
-    let report = reference::join_bench(&reference_joiner, joins).await?;
-    steal.push(("join", ours_steal, stolen(&mark)));
+    let (report, reference_steal) =
+        with_steal(reference::join_bench(&reference_joiner, joins)).await?;
+    let mut steal = vec![("join", ours_steal, reference_steal)];
     publisher.leave().await;
 
     eprintln!(
@@ -89,16 +90,14 @@ async fn main() -> anyhow::Result<()> {
         grant("lea.dubois@estrade.example").await?,
         grant("amina.diallo@estrade.example").await?,
     );
-    let mark = Mark::now();
-    let ours_m2e = mouth_to_ear_ours(&a, &b, seconds).await?;
-    let ours_steal = stolen(&mark);
+    let (ours_m2e, ours_steal) = with_steal(mouth_to_ear_ours(&a, &b, seconds)).await?;
     let (c, d) = (
         grant("karim.benali@estrade.example").await?,
         grant("hugo.moreau@estrade.example").await?,
     );
-    let mark = Mark::now();
-    let reference_m2e = reference::mouth_to_ear(&c, &d, seconds, WARM_UP_BURSTS).await?;
-    steal.push(("mouth-to-ear", ours_steal, stolen(&mark)));
+    let (reference_m2e, reference_steal) =
+        with_steal(reference::mouth_to_ear(&c, &d, seconds, WARM_UP_BURSTS)).await?;
+    steal.push(("mouth-to-ear", ours_steal, reference_steal));
 
     eprintln!(
         "glass-to-glass: {seconds} s of 720p30 each way, Estrade ↔ Estrade then libwebrtc ↔ libwebrtc"
@@ -107,20 +106,28 @@ async fn main() -> anyhow::Result<()> {
         grant(seed::DEMO_TRAINER_EMAIL).await?,
         grant("karim.benali@estrade.example").await?,
     );
-    let mark = Mark::now();
-    let ours_g2g = glass_to_glass_ours(&e, &f, seconds, VideoCodec::Vp8).await?;
-    let ours_steal = stolen(&mark);
-    let mark = Mark::now();
-    let reference_g2g =
-        reference::glass_to_glass(&e, &f, "1280x720", "vp8", seconds, WARM_UP_FRAMES).await?;
-    steal.push(("glass-to-glass VP8", ours_steal, stolen(&mark)));
-    let mark = Mark::now();
-    let ours_g2g_h264 = glass_to_glass_ours(&e, &f, seconds, VideoCodec::H264).await?;
-    let ours_steal = stolen(&mark);
-    let mark = Mark::now();
-    let reference_g2g_h264 =
-        reference::glass_to_glass(&e, &f, "1280x720", "h264", seconds, WARM_UP_FRAMES).await?;
-    steal.push(("glass-to-glass H.264", ours_steal, stolen(&mark)));
+    let mut g2g = Vec::new();
+    for (codec, name, row) in [
+        (VideoCodec::Vp8, "vp8", "glass-to-glass VP8"),
+        (VideoCodec::H264, "h264", "glass-to-glass H.264"),
+    ] {
+        let (ours, ours_steal) = with_steal(glass_to_glass_ours(&e, &f, seconds, codec)).await?;
+        let (reference, reference_steal) = with_steal(reference::glass_to_glass(
+            &e,
+            &f,
+            "1280x720",
+            name,
+            seconds,
+            WARM_UP_FRAMES,
+        ))
+        .await?;
+        steal.push((row, ours_steal, reference_steal));
+        g2g.push((ours, reference));
+    }
+    let [
+        (ours_g2g, reference_g2g),
+        (ours_g2g_h264, reference_g2g_h264),
+    ]: [_; 2] = g2g.try_into().expect("two codecs");
 
     eprintln!(
         "CPU and memory: one client publishing 720p30 simulcast + audio, watching 8 cameras (360p30) and hearing 3 talkers"
@@ -311,11 +318,6 @@ async fn join_video(grant: &Grant, screen: FrameRecorder) -> anyhow::Result<(Roo
         video_output: Some(Arc::new(screen)),
     })
     .await?)
-}
-
-/// Hypervisor steal since `mark`, in percent (`NaN` where /proc/stat is not readable).
-fn stolen(mark: &Option<Mark>) -> f64 {
-    mark.as_ref().map_or(f64::NAN, Mark::stolen_percent)
 }
 
 fn ms(d: Duration) -> f64 {

@@ -22,7 +22,6 @@ use crate::video::VideoOutput;
 #[derive(Debug, Clone, Default)]
 pub struct Heard {
     pub pulses: PulseAnalyser,
-    pub first_played: Option<Instant>,
     /// When the first frame with sound in it played.
     pub first_audible: Option<Instant>,
 }
@@ -79,7 +78,6 @@ impl PulseRecorder {
             Some(entry) => entry,
             None => heard.entry(from.clone()).or_default(),
         };
-        entry.first_played.get_or_insert(at);
         if entry.first_audible.is_none() && is_audible(frame) {
             entry.first_audible = Some(at);
         }

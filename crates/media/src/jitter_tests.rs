@@ -197,55 +197,58 @@ fn hostile_sequence_numbers_never_panic() {
     }
 }
 
-/// After a jittery spell the buffer has grown; once the network is calm again the delay
-/// nobody needs is shed, and only in silence (DTX packets) while there is some.
-#[test]
-fn delay_grown_by_jitter_is_shed_in_silence_once_the_network_calms_down() {
+/// 2 s of jitter (every other packet 60 ms late), then 8 s of a perfect network, ticking
+/// 5 ms after each arrival. Returns the buffer, the speech frames played (3-byte packets
+/// carry their sequence number) and the longest wait of a speech frame over the last 1.4 s.
+fn jitter_then_calm(packet: impl Fn(u16) -> Bytes) -> (JitterBuffer, Vec<u16>, u64) {
     let t0 = Instant::now();
     let mut jb = JitterBuffer::new();
-    // Speech (3-byte packets) for 100 ms of every 500, DTX (1 byte) in between.
-    let speech = |seq: u16| seq % 25 < 5;
-    let packet = |seq: u16| {
-        let [a, b] = seq.to_be_bytes();
-        if speech(seq) {
-            Bytes::from(vec![a, b, 0])
-        } else {
-            Bytes::from(vec![a])
-        }
-    };
-    // 2 s of jitter (every other packet 60 ms late), then 8 s of a perfect network.
     let delay = |i: u64| if i < 100 && i % 2 == 1 { 60 } else { 0 };
     let mut arrivals: Vec<(u64, u16)> =
         (0..500u64).map(|i| (i * 20 + delay(i), i as u16)).collect();
     arrivals.sort();
-    let mut waits_at_end = Vec::new();
-    let mut played = Vec::new();
+    let (mut played, mut worst_wait_at_end) = (Vec::new(), 0);
     let mut a = 0;
     for tick in 0..520u64 {
         let ms = tick * 20 + 5;
         while a < arrivals.len() && arrivals[a].0 <= ms {
             let (at, seq) = arrivals[a];
-            jb.push(
-                t0 + Duration::from_millis(at),
-                seq,
-                u32::from(seq) * 960,
-                packet(seq),
-            );
+            let arrived = t0 + Duration::from_millis(at);
+            jb.push(arrived, seq, u32::from(seq) * 960, packet(seq));
             a += 1;
         }
-        if let Playout::Frame(p) = jb.pop(t0 + Duration::from_millis(ms)) {
-            // Only speech packets carry their whole sequence number.
-            if p.len() == 3 {
-                let seq = u16::from_be_bytes([p[0], p[1]]);
-                played.push(seq);
-                if tick > 450 {
-                    waits_at_end.push(ms - u64::from(seq) * 20);
-                }
+        if let Playout::Frame(p) = jb.pop(t0 + Duration::from_millis(ms))
+            && p.len() == 3
+        {
+            let seq = u16::from_be_bytes([p[0], p[1]]);
+            played.push(seq);
+            if tick > 450 {
+                worst_wait_at_end = worst_wait_at_end.max(ms - u64::from(seq) * 20);
             }
         }
     }
+    (jb, played, worst_wait_at_end)
+}
+
+fn speech_packet(seq: u16) -> Bytes {
+    let [a, b] = seq.to_be_bytes();
+    Bytes::from(vec![a, b, 0])
+}
+
+/// After a jittery spell the buffer has grown; once the network is calm again the delay
+/// nobody needs is shed, and only in silence (DTX packets) while there is some.
+#[test]
+fn delay_grown_by_jitter_is_shed_in_silence_once_the_network_calms_down() {
+    // Speech for 100 ms of every 500, DTX (1 byte) in between.
+    let speech = |seq: u16| seq % 25 < 5;
+    let (jb, played, worst) = jitter_then_calm(|seq| {
+        if speech(seq) {
+            speech_packet(seq)
+        } else {
+            Bytes::from_static(&[0xf8])
+        }
+    });
     assert!(jb.stats().trimmed > 0, "{:?}", jb.stats());
-    let worst = waits_at_end.iter().max().copied().unwrap_or(0);
     // One frame of target delay, plus the 5 ms between an arrival and the next tick.
     assert!(worst <= 25, "back to one frame of delay: {worst} ms");
     for seq in (100..480u16).filter(|s| speech(*s)) {
@@ -253,42 +256,30 @@ fn delay_grown_by_jitter_is_shed_in_silence_once_the_network_calms_down() {
     }
 }
 
-/// Continuous speech (no DTX packets to shed in silence): extra delay still goes, a window
-/// later, while a packet that arrives too late stops the shedding.
+/// Continuous speech (no DTX packets to shed in silence): the extra delay still goes, a
+/// window later.
 #[test]
 fn delay_is_shed_in_continuous_speech_too() {
+    let (jb, _, worst) = jitter_then_calm(speech_packet);
+    assert!(jb.stats().trimmed > 0, "{:?}", jb.stats());
+    assert!(worst <= 25, "back to one frame of delay: {worst} ms");
+}
+
+/// A packet that comes too late to play says the delay was short, not long: whatever was
+/// about to be shed is kept.
+#[test]
+fn a_packet_too_late_to_play_stops_the_shedding() {
     let t0 = Instant::now();
     let mut jb = JitterBuffer::new();
-    let speech = |seq: u16| {
-        let [a, b] = seq.to_be_bytes();
-        Bytes::from(vec![a, b, 0])
-    };
-    let delay = |i: u64| if i < 100 && i % 2 == 1 { 60 } else { 0 };
-    let mut arrivals: Vec<(u64, u16)> =
-        (0..500u64).map(|i| (i * 20 + delay(i), i as u16)).collect();
-    arrivals.sort();
-    let mut waits_at_end = Vec::new();
-    let mut a = 0;
-    for tick in 0..520u64 {
-        let ms = tick * 20 + 5;
-        while a < arrivals.len() && arrivals[a].0 <= ms {
-            let (at, seq) = arrivals[a];
-            jb.push(
-                t0 + Duration::from_millis(at),
-                seq,
-                u32::from(seq) * 960,
-                speech(seq),
-            );
-            a += 1;
-        }
-        if let Playout::Frame(p) = jb.pop(t0 + Duration::from_millis(ms)) {
-            let seq = u16::from_be_bytes([p[0], p[1]]);
-            if tick > 450 {
-                waits_at_end.push(ms - u64::from(seq) * 20);
-            }
-        }
+    for seq in 0..10u16 {
+        let at = t0 + FRAME * u32::from(seq);
+        jb.push(at, seq, u32::from(seq) * 960, speech_packet(seq));
+        let _ = jb.pop(at);
     }
-    assert!(jb.stats().trimmed > 0, "{:?}", jb.stats());
-    let worst = waits_at_end.iter().max().copied().unwrap_or(0);
-    assert!(worst <= 25, "back to one frame of delay: {worst} ms");
+    jb.shed = 2;
+    jb.shortest_wait = Some(Duration::from_millis(80));
+    jb.push(t0 + FRAME * 10, 2, 2 * 960, speech_packet(2)); // its turn passed long ago
+    assert_eq!(jb.stats().discarded, 1);
+    assert_eq!(jb.shed, 0);
+    assert_eq!(jb.shortest_wait, Some(Duration::ZERO));
 }
