@@ -17,4 +17,10 @@ pub trait AudioSource: Send + 'static {
         &mut self,
         out: &mut AudioFrame,
     ) -> impl std::future::Future<Output = Result<(), SourceEnded>> + Send;
+
+    /// Whether the frame last returned held a voice, if the source measured it (a device's
+    /// processing chain does; then the engine need not measure again).
+    fn voice_activity(&self) -> Option<bool> {
+        None
+    }
 }

@@ -77,6 +77,9 @@ pub struct JitterBuffer {
     /// Frames to shed (the last window's excess), and ticks spent waiting for silence.
     shed: u32,
     shed_waited: u32,
+    /// The last full window's shortest wait minus the target, in seconds (negative: a
+    /// packet came too late, or waited less than the target), until taken.
+    window_error: Option<f64>,
     stats: JitterStats,
 }
 
@@ -100,6 +103,7 @@ impl JitterBuffer {
             window_ticks: 0,
             shed: 0,
             shed_waited: 0,
+            window_error: None,
             stats: JitterStats::default(),
         }
     }
@@ -113,6 +117,14 @@ impl JitterBuffer {
         let want = Duration::from_secs_f64(self.jitter * 3.0) + FRAME / 2;
         let frames = want.as_nanos().div_ceil(FRAME.as_nanos()) as u32;
         (FRAME * frames).clamp(MIN_TARGET, MAX_TARGET)
+    }
+
+    /// Once per second of playout (then `None` until the next): how much longer than the
+    /// target the least-waiting packet waited, in seconds. Positive: delay no packet
+    /// needed; negative: a packet came (nearly) too late. `None` also when nothing played.
+    /// A clock-drift follower steers this to zero by playing slightly faster or slower.
+    pub fn take_delay_error(&mut self) -> Option<f64> {
+        self.window_error.take()
     }
 
     /// How much audio is queued ahead of playout.
@@ -226,6 +238,9 @@ impl JitterBuffer {
             let excess = self
                 .shortest_wait
                 .map_or(Duration::ZERO, |w| w.saturating_sub(target));
+            self.window_error = self
+                .shortest_wait
+                .map(|w| w.as_secs_f64() - target.as_secs_f64());
             // Still shedding from the last window: keep counting how long it has waited
             // for silence, so continuous speech is shed too.
             if self.shed == 0 {
