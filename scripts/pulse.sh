@@ -33,9 +33,11 @@ start() {
   mkdir -p "$RUN"
   rm -rf "$XDG_RUNTIME_DIR"; mkdir -p -m 700 "$XDG_RUNTIME_DIR"
   # -n: no default configuration (no hardware detection, no stream restore); as root it
-  # warns that it runs in user mode, which is what we want.
+  # warns that it runs in user mode, which is what we want. Anonymous clients: the socket
+  # is in a private directory, and cpal's PulseAudio client sometimes failed the cookie
+  # check ("AccessDenied", then cpal falls back to ALSA without a word).
   HOME="$RUN" nohup pulseaudio --daemonize=no --exit-idle-time=-1 --disallow-exit -n \
-    --load=module-native-protocol-unix --load=module-always-sink \
+    --load="module-native-protocol-unix auth-anonymous=1" --load=module-always-sink \
     >"$RUN/pulse.log" 2>&1 &
   echo $! >"$PIDFILE"
   for _ in $(seq 1 100); do pactl info >/dev/null 2>&1 && break; sleep 0.1; done

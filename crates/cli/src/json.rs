@@ -27,6 +27,7 @@ pub fn event(e: &RoomEvent) -> Value {
             "event": "track_subscribed", "participant": participant.as_str(),
             "track": track.as_str(), "kind": format!("{kind:?}").to_lowercase()}),
         RoomEvent::MessageRejected(why) => json!({"event": "message_rejected", "why": why}),
+        RoomEvent::SpokeWhileMuted => json!({"event": "spoke_while_muted"}),
         RoomEvent::Session(s) => session(s),
         other => json!({"event": "other", "debug": format!("{other:?}")}),
     }

@@ -4,7 +4,13 @@
 //! bot), publishes a synthetic microphone and camera, decodes remote cameras, sends chat, and prints every event as a JSON
 //! line on stdout (`{"bot": i, "t_ms": …, "event": …}`). `--bots N` runs N participants in
 //! one process, for demos and load tests. Secrets come from the environment, never argv.
+//! Real devices: `--list-devices`, `--mic`, `--speaker`, `--camera-device` (with echo
+//! cancellation, noise suppression and gain control unless `--no-aec/--no-ns/--no-agc`);
+//! commands on stdin, one per line (see `commands.rs`): mute, camera off, mic/speaker
+//! switches, say, leave.
 
+mod commands;
+mod devices;
 mod json;
 mod video;
 
@@ -14,12 +20,15 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use estrade_backend::api::SessionId;
 use estrade_backend::{Backend, BackendUrl, Secret};
+use estrade_devices::ProcessingConfig;
 use estrade_engine::synthetic::ToneBursts;
 use estrade_engine::synthetic_video::TestPattern;
 use estrade_engine::{
     CameraSettings, JoinOptions, PulseRecorder, RoomEvent, SessionEvent, TrackKind, TrackSettings,
 };
 use serde_json::json;
+use tokio::io::AsyncBufReadExt as _;
+use tokio::sync::broadcast;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -53,8 +62,30 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     bots: usize,
     /// Publish a synthetic microphone: tone bursts at this frequency (Hz).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "mic")]
     tone: Option<f64>,
+    /// List microphones, speakers and cameras (JSON) and exit.
+    #[arg(long, exclusive = true)]
+    list_devices: bool,
+    /// Publish this microphone (an id from --list-devices, or `default`), processed.
+    #[arg(long, num_args = 0..=1, default_missing_value = "default")]
+    mic: Option<String>,
+    /// Play remote microphones on this speaker (an id, or `default`).
+    #[arg(long, num_args = 0..=1, default_missing_value = "default")]
+    speaker: Option<String>,
+    /// Publish this camera (an id, `default`, or synthetic:pattern), at 720p30 or the nearest
+    /// it offers.
+    #[arg(long, num_args = 0..=1, default_missing_value = "default", conflicts_with = "camera")]
+    camera_device: Option<String>,
+    /// No echo cancellation on the microphone (for comparisons).
+    #[arg(long)]
+    no_aec: bool,
+    /// No noise suppression.
+    #[arg(long)]
+    no_ns: bool,
+    /// No automatic gain control.
+    #[arg(long)]
+    no_agc: bool,
     /// Send this chat message once connected and someone else is in the room.
     #[arg(long)]
     say: Option<String>,
@@ -81,14 +112,37 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.list_devices {
+        print_line(devices::list().await?);
+        return Ok(());
+    }
+    let device_args = devices::DeviceArgs {
+        mic: args.mic.clone(),
+        speaker: args.speaker.clone(),
+        camera: args.camera_device.clone(),
+        processing: ProcessingConfig {
+            echo_cancellation: !args.no_aec,
+            noise_suppression: !args.no_ns,
+            gain_control: !args.no_agc,
+            ..ProcessingConfig::ALL
+        },
+    };
+    if device_args.any() && args.bots != 1 {
+        bail!("--mic, --speaker and --camera-device are for one participant (--bots 1)");
+    }
     let joins = join_options(&args).await?;
+    let commands = stdin_commands();
     let started = Instant::now();
+    let mut local = Some(devices::open(&device_args).await?);
     let bots: Vec<_> = joins
         .into_iter()
         .enumerate()
         .map(|(i, options)| {
             let media = Media {
                 tone: args.tone,
+                mic: args.mic.is_some(),
+                codec: args.codec.clone(),
+                simulcast: args.simulcast,
                 camera: args
                     .camera
                     .map(|size| video::camera_settings(size, &args.codec, args.simulcast))
@@ -96,14 +150,17 @@ async fn main() -> anyhow::Result<()> {
                 watch: args.watch,
                 tile: args.tile,
             };
-            tokio::spawn(run_bot(
-                i + 1,
-                options,
+            let bot = Bot {
+                number: i + 1,
                 started,
                 media,
-                args.say.clone(),
-                args.seconds,
-            ))
+                say: args.say.clone(),
+                seconds: args.seconds,
+                // Devices are one participant's.
+                local: local.take(),
+                commands: commands.resubscribe(),
+            };
+            tokio::spawn(run_bot(bot, options))
         })
         .collect();
     let mut failed = false;
@@ -184,24 +241,62 @@ fn mint(key: &str, secret: &str, room: &str, identity: &str) -> anyhow::Result<S
         .to_jwt()?)
 }
 
+/// Lines read from stdin, each given to every bot.
+fn stdin_commands() -> broadcast::Receiver<String> {
+    let (tx, rx) = broadcast::channel(64);
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if !line.trim().is_empty() && tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// One participant of this process.
+struct Bot {
+    number: usize,
+    started: Instant,
+    media: Media,
+    say: Option<String>,
+    seconds: Option<u64>,
+    local: Option<devices::Local>,
+    commands: broadcast::Receiver<String>,
+}
+
 /// What a bot sends and receives besides chat.
 struct Media {
     tone: Option<f64>,
+    /// Publish the device microphone (`--mic`).
+    mic: bool,
+    codec: String,
+    simulcast: bool,
     camera: anyhow::Result<Option<CameraSettings>>,
     watch: bool,
     tile: Option<(u32, u32)>,
 }
 
-async fn run_bot(
-    bot: usize,
-    mut options: JoinOptions,
-    started: Instant,
-    media: Media,
-    say: Option<String>,
-    seconds: Option<u64>,
-) -> anyhow::Result<()> {
+async fn run_bot(bot: Bot, mut options: JoinOptions) -> anyhow::Result<()> {
+    let Bot {
+        number: bot,
+        started,
+        media,
+        say,
+        seconds,
+        local,
+        mut commands,
+    } = bot;
+    let (audio, mut device_events, device_camera) = match local {
+        Some(l) => (l.audio, l.events, l.camera),
+        None => (None, None, None),
+    };
     let recorder = PulseRecorder::default();
-    options.audio_output = Some(std::sync::Arc::new(recorder.clone()));
+    options.audio_output = Some(match &audio {
+        Some(devices) => devices.output(),
+        None => std::sync::Arc::new(recorder.clone()),
+    });
     let screen = video::FrameCounter::default();
     if media.watch {
         options.video_output = Some(std::sync::Arc::new(screen.clone()));
@@ -210,6 +305,8 @@ async fn run_bot(
     let (room, mut events) = estrade_engine::join(options).await?;
     if let Some(freq) = media.tone {
         room.publish_microphone(ToneBursts::new(freq)).await?;
+    } else if let Some(devices) = audio.as_ref().filter(|_| media.mic) {
+        room.publish_microphone(devices.microphone_source()).await?;
     }
     if let Some(settings) = camera {
         room.publish_camera(
@@ -218,17 +315,31 @@ async fn run_bot(
         )
         .await?;
     }
+    if let Some(source) = device_camera {
+        let format = source.format();
+        let settings =
+            video::camera_settings((format.width, format.height), &media.codec, media.simulcast)?;
+        room.publish_camera(
+            source,
+            CameraSettings {
+                fps: format.fps,
+                ..settings
+            },
+        )
+        .await?;
+    }
     let stop = tokio::time::sleep(seconds.map_or(Duration::MAX / 4, Duration::from_secs));
     tokio::pin!(stop);
     let mut said = say.is_none();
     let (mut connected, mut others) = (false, 0usize);
+    let t_ms = || started.elapsed().as_millis() as u64;
     loop {
         tokio::select! {
             event = events.recv() => {
                 let Some(event) = event else { break };
                 let mut line = json::event(&event);
                 line["bot"] = json!(bot);
-                line["t_ms"] = json!(started.elapsed().as_millis() as u64);
+                line["t_ms"] = json!(t_ms());
                 print_line(line);
                 match &event {
                     RoomEvent::MediaConnected { .. } => connected = true,
@@ -251,6 +362,21 @@ async fn run_bot(
                 if matches!(event, RoomEvent::Session(SessionEvent::Disconnected { .. })) {
                     break;
                 }
+            }
+            Some(event) = async { device_events.as_mut()?.recv().await } => {
+                let mut line = devices::event(&event);
+                line["bot"] = json!(bot);
+                line["t_ms"] = json!(t_ms());
+                print_line(line);
+            }
+            Ok(text) = commands.recv() => {
+                let mut line = match commands::parse(&text) {
+                    Ok(command) => commands::run(&command, &room, audio.as_ref()).await,
+                    Err(error) => json!({"event": "command_failed", "command": text, "error": error}),
+                };
+                line["bot"] = json!(bot);
+                line["t_ms"] = json!(t_ms());
+                print_line(line);
             }
             _ = &mut stop => {
                 room.leave().await;

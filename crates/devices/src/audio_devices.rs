@@ -10,7 +10,8 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use estrade_engine::{AudioOutput, ParticipantIdentity, RemoteAudio, TrackSid};
@@ -28,6 +29,10 @@ use crate::watch::DeviceWatch;
 const POLL: Duration = Duration::from_secs(1);
 /// Device events waiting for the application; beyond, they are counted as missed.
 const EVENTS: usize = 64;
+/// A replaced output is closed this long after the new one took over.
+const CLOSE_AFTER: Duration = Duration::from_millis(300);
+/// A new output has this long to start asking for data before it takes over anyway.
+const SWITCH_WAIT: Duration = Duration::from_secs(1);
 /// One second of far-end reference (48 kHz mono).
 const REFERENCE_RING: usize = 48_000;
 
@@ -131,6 +136,7 @@ impl AudioDevices {
             counters: counters.clone(),
             mic: None,
             speaker: None,
+            closing: None,
             generation: 0,
         };
         std::thread::Builder::new()
@@ -242,9 +248,10 @@ impl AudioDevices {
 
     /// Counters for diagnostics.
     pub fn stats(&self) -> DeviceStats {
-        use std::sync::atomic::Ordering::Relaxed;
         DeviceStats {
-            output_latency: Duration::from_micros(self.inner.counters.latency_us.load(Relaxed).into()),
+            output_latency: Duration::from_micros(
+                self.inner.counters.latency_us.load(Relaxed).into(),
+            ),
             output_missed_buffers: self.inner.counters.missed.load(Relaxed),
             microphone_frames_dropped: self.inner.mic.shared.frames_dropped.load(Relaxed),
         }
@@ -291,6 +298,8 @@ struct DeviceThread {
     counters: Arc<PlayoutCounters>,
     mic: Option<Active>,
     speaker: Option<(Active, OutputStream)>,
+    /// A replaced output, and when to close it.
+    closing: Option<(Instant, OutputStream)>,
     generation: u64,
 }
 
@@ -305,8 +314,16 @@ impl DeviceThread {
         };
         let mut watch = DeviceWatch::new(device::list(&host).unwrap_or_default());
         let _ = ready.send(Ok(()));
+        let mut next_poll = Instant::now() + POLL;
         loop {
-            match self.requests.recv_timeout(POLL) {
+            let wake = self
+                .closing
+                .as_ref()
+                .map_or(next_poll, |(at, _)| (*at).min(next_poll));
+            match self
+                .requests
+                .recv_timeout(wake.saturating_duration_since(Instant::now()))
+            {
                 Ok(Control::List(reply)) => {
                     let _ = reply.send(device::list(&host));
                 }
@@ -324,7 +341,15 @@ impl DeviceThread {
                     error,
                 }) => self.failed(&host, direction, generation, &error),
                 Ok(Control::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => self.poll(&host, &mut watch),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            let now = Instant::now();
+            if self.closing.as_ref().is_some_and(|(at, _)| *at <= now) {
+                self.closing = None;
+            }
+            if now >= next_poll {
+                self.poll(&host, &mut watch);
+                next_poll = now + POLL;
             }
         }
         let _ = self.mic_commands.send(MicCommand::Detach);
@@ -350,7 +375,20 @@ impl DeviceThread {
             }
             return Ok(None);
         };
-        let (info, device) = device::resolve(host, &choice, direction)?;
+        let (info, _) = device::resolve(host, &choice, direction)?;
+        // Each stream on a connection of its own: cpal 0.18's PulseAudio streams all carry
+        // sync id 0, and the server refuses a second playback stream with the same id on
+        // another sink ("Invalid argument") — which a switch or a fall back needs. A
+        // connection each also gives each stream its own reactor thread.
+        let own = device::host()?;
+        let device = match info.id.is_synthetic() {
+            true => None,
+            false => Some(
+                device::resolve(&own, &DeviceChoice::Id(info.id.clone()), direction)?
+                    .1
+                    .ok_or_else(|| DeviceError::NotFound(info.id.clone()))?,
+            ),
+        };
         self.generation += 1;
         let generation = self.generation;
         let me = self.me.clone();
@@ -364,8 +402,7 @@ impl DeviceThread {
         };
         match direction {
             Direction::Input => {
-                let stream =
-                    capture::open(&info, device, self.mic_thread.clone(), on_error)?;
+                let stream = capture::open(&info, device, own, self.mic_thread.clone(), on_error)?;
                 let _ = self.mic_commands.send(MicCommand::Attach(stream));
                 self.mic_thread.unpark();
                 self.mic = Some(Active {
@@ -375,16 +412,29 @@ impl DeviceThread {
                 });
             }
             Direction::Output => {
+                let first = self.speaker.is_none();
                 let stream = playout::open(
                     &info,
                     device,
+                    own,
                     self.playout.clone(),
                     self.counters.clone(),
+                    first,
                     on_error,
                 )?;
-                // The new stream plays; the old one lets go of the mix, then closes.
+                // Make before break: once the new device asks for data, the old one lets
+                // go of the mix and the new one takes it (a callback period apart).
                 if let Some((_, old)) = self.speaker.take() {
-                    old.retired.store(true, std::sync::atomic::Ordering::Relaxed);
+                    let ready = Instant::now() + SWITCH_WAIT;
+                    while !stream.started.load(Relaxed) && Instant::now() < ready {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    old.retired.store(true, Relaxed);
+                    stream.active.store(true, Relaxed);
+                    // Closed a little later: dropping a PulseAudio stream joins its
+                    // threads, and done at once it held up the new stream's callbacks
+                    // for ~135 ms (measured, an audible gap).
+                    self.closing = Some((Instant::now() + CLOSE_AFTER, old));
                 }
                 self.speaker = Some((
                     Active {
@@ -413,7 +463,13 @@ impl DeviceThread {
 
     /// A stream failed (its device unplugged, the sound server gone): fall back to the
     /// system default, or report the loss.
-    fn failed(&mut self, host: &cpal::Host, direction: Direction, generation: u64, error: &cpal::Error) {
+    fn failed(
+        &mut self,
+        host: &cpal::Host,
+        direction: Direction,
+        generation: u64,
+        error: &cpal::Error,
+    ) {
         let Some(active) = self.active(direction) else {
             return;
         };
@@ -425,7 +481,13 @@ impl DeviceThread {
         self.fall_back(host, direction, lost, error.to_string());
     }
 
-    fn fall_back(&mut self, host: &cpal::Host, direction: Direction, lost: AudioDeviceId, why: String) {
+    fn fall_back(
+        &mut self,
+        host: &cpal::Host,
+        direction: Direction,
+        lost: AudioDeviceId,
+        why: String,
+    ) {
         let reason = SwitchReason::FellBack { lost: lost.clone() };
         if let Err(e) = self.switch(host, direction, Some(DeviceChoice::Default), reason) {
             let _ = self.switch(host, direction, None, SwitchReason::Chosen);
@@ -475,7 +537,10 @@ impl DeviceThread {
 
     fn emit(&mut self, event: DeviceEvent) {
         if self.missed > 0 {
-            match self.events.try_send(DeviceEvent::Missed { count: self.missed }) {
+            match self
+                .events
+                .try_send(DeviceEvent::Missed { count: self.missed })
+            {
                 Ok(()) => self.missed = 0,
                 Err(_) => {
                     self.missed += 1;

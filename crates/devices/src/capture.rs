@@ -25,8 +25,15 @@ pub(crate) const OPEN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Keeps a stream running; dropping it stops the stream.
 pub(crate) enum StreamHandle {
-    Cpal(#[expect(dead_code, reason = "held, never read: dropping it closes the device")] cpal::Stream),
-    Synthetic(#[expect(dead_code, reason = "held, never read: dropping it stops the clock")] SyntheticStop),
+    Cpal(
+        #[expect(dead_code, reason = "held, never read: dropping it closes the device")]
+        cpal::Stream,
+        #[expect(dead_code, reason = "the stream's own connection, kept as long as it")] cpal::Host,
+    ),
+    Synthetic(
+        #[expect(dead_code, reason = "held, never read: dropping it stops the clock")]
+        SyntheticStop,
+    ),
 }
 
 /// Stops a synthetic device's clock thread when dropped.
@@ -60,6 +67,7 @@ pub(crate) struct CaptureStream {
 pub(crate) fn open(
     info: &AudioDeviceInfo,
     device: Option<cpal::Device>,
+    host: cpal::Host,
     wake: Thread,
     on_error: impl FnMut(cpal::Error) + Send + 'static,
 ) -> Result<CaptureStream, DeviceError> {
@@ -124,7 +132,7 @@ pub(crate) fn open(
         rate,
         samples,
         counters,
-        _handle: StreamHandle::Cpal(stream),
+        _handle: StreamHandle::Cpal(stream, host),
     })
 }
 
@@ -177,12 +185,15 @@ impl Callback {
         }
         if let Ok(chunk) = self.producer.write_chunk_uninit(room) {
             let scale = 1.0 / self.channels as f32;
-            chunk.fill_from_iter(data.chunks_exact(self.channels).map(|frame| {
-                frame.iter().map(|&s| f32::from_sample(s)).sum::<f32>() * scale
-            }));
+            chunk.fill_from_iter(
+                data.chunks_exact(self.channels)
+                    .map(|frame| frame.iter().map(|&s| f32::from_sample(s)).sum::<f32>() * scale),
+            );
         }
         let latency_us = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX);
-        self.counters.latency_us.store(latency_us, Ordering::Relaxed);
+        self.counters
+            .latency_us
+            .store(latency_us, Ordering::Relaxed);
         self.wake.unpark();
     }
 }

@@ -119,8 +119,10 @@ impl DeviceError {
 /// else ALSA; the platform's default host elsewhere (CoreAudio, WASAPI).
 pub(crate) fn host() -> Result<cpal::Host, DeviceError> {
     #[cfg(target_os = "linux")]
-    if let Ok(host) = cpal::host_from_id(cpal::HostId::PulseAudio) {
-        return Ok(host);
+    match cpal::host_from_id(cpal::HostId::PulseAudio) {
+        Ok(host) => return Ok(host),
+        // Said, not silent: on ALSA the device names are ALSA's and hot-plug is blind.
+        Err(e) => tracing::warn!(error = %e, "PulseAudio unavailable, using ALSA"),
     }
     #[cfg(target_os = "linux")]
     return cpal::host_from_id(cpal::HostId::Alsa).map_err(DeviceError::NoHost);
@@ -169,49 +171,72 @@ pub(crate) fn list(host: &cpal::Host) -> Result<Vec<AudioDeviceInfo>, DeviceErro
             });
         }
     }
-    out.push(AudioDeviceInfo {
-        id: AudioDeviceId(AudioDeviceId::SYNTHETIC_TONE.into()),
-        name: "Synthetic tone (Estrade)".into(),
-        direction: Direction::Input,
-        is_default: false,
-    });
-    out.push(AudioDeviceInfo {
-        id: AudioDeviceId(AudioDeviceId::SYNTHETIC_SILENT.into()),
-        name: "Silent output (Estrade)".into(),
-        direction: Direction::Output,
-        is_default: false,
-    });
+    out.extend(list_synthetic());
     Ok(out)
 }
 
-/// The device `choice` names, as listed now.
+fn list_synthetic() -> [AudioDeviceInfo; 2] {
+    [
+        AudioDeviceInfo {
+            id: AudioDeviceId(AudioDeviceId::SYNTHETIC_TONE.into()),
+            name: "Synthetic tone (Estrade)".into(),
+            direction: Direction::Input,
+            is_default: false,
+        },
+        AudioDeviceInfo {
+            id: AudioDeviceId(AudioDeviceId::SYNTHETIC_SILENT.into()),
+            name: "Silent output (Estrade)".into(),
+            direction: Direction::Output,
+            is_default: false,
+        },
+    ]
+}
+
+/// The device `choice` names, as the host lists it now.
 pub(crate) fn resolve(
     host: &cpal::Host,
     choice: &DeviceChoice,
     direction: Direction,
 ) -> Result<(AudioDeviceInfo, Option<cpal::Device>), DeviceError> {
-    let devices = list(host)?;
-    let info = match choice {
-        DeviceChoice::Default => devices
-            .into_iter()
-            .find(|d| d.direction == direction && d.is_default)
-            .ok_or(DeviceError::NoDefault(direction))?,
-        DeviceChoice::Id(id) => devices
+    if let DeviceChoice::Id(id) = choice
+        && id.is_synthetic()
+    {
+        let info = list_synthetic()
             .into_iter()
             .find(|d| d.direction == direction && &d.id == id)
-            .ok_or_else(|| DeviceError::NotFound(id.clone()))?,
-    };
-    if info.id.is_synthetic() {
+            .ok_or_else(|| DeviceError::NotFound(id.clone()))?;
         return Ok((info, None));
     }
-    let parsed: cpal::DeviceId = info
-        .id
-        .0
-        .parse()
-        .map_err(|_| DeviceError::NotFound(info.id.clone()))?;
-    // Fetched again each time: a `Device` keeps the stream format it was listed with.
-    let device = host
-        .device_by_id(&parsed)
-        .ok_or_else(|| DeviceError::NotFound(info.id.clone()))?;
-    Ok((info, Some(device)))
+    let default = match direction {
+        Direction::Input => host.default_input_device(),
+        Direction::Output => host.default_output_device(),
+    }
+    .as_ref()
+    .and_then(id_of);
+    let wanted = match choice {
+        DeviceChoice::Default => default.clone().ok_or(DeviceError::NoDefault(direction))?,
+        DeviceChoice::Id(id) => id.clone(),
+    };
+    let devices = match direction {
+        Direction::Input => host.input_devices(),
+        Direction::Output => host.output_devices(),
+    }
+    .map_err(DeviceError::List)?;
+    // Fetched anew each time: a `Device` keeps the stream format it was listed with.
+    for device in devices {
+        if id_of(&device).as_ref() == Some(&wanted) {
+            let name = device
+                .description()
+                .map(|d| d.name().to_owned())
+                .unwrap_or_else(|_| wanted.0.clone());
+            let info = AudioDeviceInfo {
+                is_default: default.as_ref() == Some(&wanted),
+                id: wanted,
+                name,
+                direction,
+            };
+            return Ok((info, Some(device)));
+        }
+    }
+    Err(DeviceError::NotFound(wanted))
 }

@@ -15,8 +15,8 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use estrade_media::{
     AudioFrame, AudioLevel, AudioProcessor, AudioSource, FRAME_SAMPLES, LevelMeter, MonoResampler,
-    PROCESSING_FRAME, ProcessingConfig, ProcessingFrame, ProcessingStats, SAMPLE_RATE, SourceEnded,
-    SonoraProcessor,
+    PROCESSING_FRAME, ProcessingConfig, ProcessingFrame, ProcessingStats, SAMPLE_RATE,
+    SonoraProcessor, SourceEnded,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -223,7 +223,10 @@ impl Processing {
         let level = self.meter.measure(frame);
         self.shared.levels.send_replace(level);
         let at = if self.half { PROCESSING_FRAME } else { 0 };
-        for (o, &s) in self.pending[at..at + PROCESSING_FRAME].iter_mut().zip(frame.iter()) {
+        for (o, &s) in self.pending[at..at + PROCESSING_FRAME]
+            .iter_mut()
+            .zip(frame.iter())
+        {
             *o = (s * 32_768.0).clamp(-32_768.0, 32_767.0) as i16;
         }
         self.voice |= level.voice;
@@ -291,4 +294,3 @@ impl AudioSource for MicrophoneSource {
 pub(crate) fn subscription() -> (mpsc::Sender<MicFrame>, mpsc::Receiver<MicFrame>) {
     mpsc::channel(FRAMES_QUEUE)
 }
-

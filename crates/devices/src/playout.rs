@@ -56,6 +56,11 @@ pub(crate) struct PlayoutCounters {
 pub(crate) struct OutputStream {
     /// Tells the callback to stop using the mix (a new stream takes over).
     pub retired: Arc<AtomicBool>,
+    /// Until set, the callback plays silence without touching the mix (a new stream
+    /// waiting for the old one to let go).
+    pub active: Arc<AtomicBool>,
+    /// The device has asked for data at least once.
+    pub started: Arc<AtomicBool>,
     /// Dropped with the stream: the device closes.
     pub _handle: StreamHandle,
 }
@@ -67,6 +72,8 @@ const MAX_CHUNK: usize = 384_000 / 100;
 struct Render {
     playout: SharedPlayout,
     retired: Arc<AtomicBool>,
+    active: Arc<AtomicBool>,
+    started: Arc<AtomicBool>,
     counters: Arc<PlayoutCounters>,
     channels: usize,
     rate: u32,
@@ -86,18 +93,20 @@ struct Render {
 impl Render {
     fn new(
         playout: SharedPlayout,
-        retired: Arc<AtomicBool>,
+        flags: &OutputFlags,
         counters: Arc<PlayoutCounters>,
         channels: usize,
         rate: u32,
     ) -> Result<Self, DeviceError> {
         let chunk = (rate / 100) as usize;
-        let to_device = MonoResampler::new(SAMPLE_RATE, rate, chunk, false)
-            .map_err(DeviceError::Resampler)?;
+        let to_device =
+            MonoResampler::new(SAMPLE_RATE, rate, chunk, false).map_err(DeviceError::Resampler)?;
         let mixed = vec![0.0; to_device.max_needed() + FRAME_SAMPLES];
         Ok(Self {
             playout,
-            retired,
+            retired: flags.retired.clone(),
+            active: flags.active.clone(),
+            started: flags.started.clone(),
             counters,
             channels: channels.max(1),
             rate,
@@ -119,7 +128,8 @@ impl Render {
     {
         let frames = data.len() / self.channels;
         let silence = T::from_sample(0.0f32);
-        if self.retired.load(Ordering::Relaxed) {
+        self.started.store(true, Ordering::Relaxed);
+        if self.retired.load(Ordering::Relaxed) || !self.active.load(Ordering::Relaxed) {
             data.fill(silence);
             return;
         }
@@ -220,19 +230,34 @@ impl Render {
     }
 }
 
-/// Opens `device` (`None`: the synthetic silent output) playing the shared mix.
+struct OutputFlags {
+    retired: Arc<AtomicBool>,
+    active: Arc<AtomicBool>,
+    started: Arc<AtomicBool>,
+}
+
+/// Opens `device` (`None`: the synthetic silent output) playing the shared mix, at once
+/// if `active`, else once told (`OutputStream::active`).
 pub(crate) fn open(
     info: &AudioDeviceInfo,
     device: Option<cpal::Device>,
+    host: cpal::Host,
     playout: SharedPlayout,
     counters: Arc<PlayoutCounters>,
+    active: bool,
     on_error: impl FnMut(cpal::Error) + Send + 'static,
 ) -> Result<OutputStream, DeviceError> {
-    let retired = Arc::new(AtomicBool::new(false));
+    let flags = OutputFlags {
+        retired: Arc::default(),
+        active: Arc::new(AtomicBool::new(active)),
+        started: Arc::default(),
+    };
     let Some(device) = device else {
-        let render = Render::new(playout, retired.clone(), counters, 1, SAMPLE_RATE)?;
+        let render = Render::new(playout, &flags, counters, 1, SAMPLE_RATE)?;
         return Ok(OutputStream {
-            retired,
+            retired: flags.retired,
+            active: flags.active,
+            started: flags.started,
             _handle: synthetic(render)?,
         });
     };
@@ -248,13 +273,7 @@ pub(crate) fn open(
         sample_rate: rate,
         buffer_size: buffer_size(supported.buffer_size(), rate),
     };
-    let render = Render::new(
-        playout,
-        retired.clone(),
-        counters,
-        usize::from(channels),
-        rate,
-    )?;
+    let render = Render::new(playout, &flags, counters, usize::from(channels), rate)?;
     let format = if takes_f32(&device) {
         cpal::SampleFormat::F32
     } else {
@@ -278,8 +297,10 @@ pub(crate) fn open(
     .map_err(open_error)?;
     stream.play().map_err(open_error)?;
     Ok(OutputStream {
-        retired,
-        _handle: StreamHandle::Cpal(stream),
+        retired: flags.retired,
+        active: flags.active,
+        started: flags.started,
+        _handle: StreamHandle::Cpal(stream, host),
     })
 }
 

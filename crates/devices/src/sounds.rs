@@ -42,9 +42,16 @@ mod tests {
     #[test]
     fn the_speaker_test_is_a_few_seconds_of_sound_that_never_clips() {
         let sound = super::speaker_test();
-        assert!((6.0..8.0).contains(&(sound.len() as f32 / 48_000.0)), "{}", sound.len());
+        assert!(
+            (6.0..8.0).contains(&(sound.len() as f32 / 48_000.0)),
+            "{}",
+            sound.len()
+        );
         let peak = sound.iter().fold(0f32, |m, s| m.max(s.abs()));
         assert!(peak > 0.3 && peak < 0.9, "{peak}");
-        assert!(super::decode_clip(&[5, 0, 1]).is_empty(), "a truncated clip is empty");
+        assert!(
+            super::decode_clip(&[5, 0, 1]).is_empty(),
+            "a truncated clip is empty"
+        );
     }
 }

@@ -42,7 +42,8 @@ impl DeviceWatch {
 
     /// Takes a new listing and says what differs from the last one.
     pub fn update(&mut self, now: Vec<AudioDeviceInfo>) -> ListChange {
-        let same = |a: &AudioDeviceInfo, b: &AudioDeviceInfo| a.id == b.id && a.direction == b.direction;
+        let same =
+            |a: &AudioDeviceInfo, b: &AudioDeviceInfo| a.id == b.id && a.direction == b.direction;
         let added = now
             .iter()
             .filter(|d| !self.last.iter().any(|l| same(l, d)))

@@ -53,6 +53,8 @@ pub(crate) enum Command {
     Leave {
         done: oneshot::Sender<()>,
     },
+    /// A media task has something to tell the application (in order with the rest).
+    Notice(RoomEvent),
 }
 
 /// What `join` set up before the room task takes over.
@@ -191,6 +193,7 @@ impl Driver {
                 self.leaving.push(done);
                 self.session.leave();
             }
+            Command::Notice(event) => self.pending.push_back(event),
         }
     }
 

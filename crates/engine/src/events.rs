@@ -21,6 +21,9 @@ pub enum RoomEvent {
         track: estrade_session::TrackSid,
         kind: estrade_session::TrackKind,
     },
+    /// About a second of voice reached the published microphone while it was muted: tell
+    /// the user they are muted. Said once per muted stretch (again after 15 s of talking).
+    SpokeWhileMuted,
     /// A message from the server could not be used (malformed, unexpected, a broken chat
     /// stream). The room goes on; this is reported rather than dropped silently.
     MessageRejected(String),

@@ -196,8 +196,9 @@ impl Room {
     /// sent. The track's sid arrives as `LocalTrackPublished`.
     pub async fn publish_microphone(&self, source: impl AudioSource) -> Result<(), CommandError> {
         let (track, enabled) = self.publish(Publishing::Microphone).await?;
+        let notices = self.commands.clone();
         self.track_media(tokio::spawn(async move {
-            let end = audio::pump_microphone(source, track, enabled).await;
+            let end = audio::pump_microphone(source, track, enabled, notices).await;
             tracing::info!(?end, "microphone stopped");
         }));
         Ok(())

@@ -126,8 +126,11 @@ pub(crate) async fn pump_camera(
                 if changed.is_err() {
                     return PumpEnd::Unpublished;
                 }
-                // Back from a mute: the receivers need a fresh picture.
-                if *enabled.borrow() {
+                // Off releases the device; back on, the receivers need a fresh picture.
+                let on = *enabled.borrow();
+                // Opening a device blocks (a frame or two): not on this worker's other tasks.
+                tokio::task::block_in_place(|| source.set_active(on));
+                if on {
                     encoders.iter_mut().for_each(|l| l.need_keyframe = true);
                 }
                 continue;

@@ -25,6 +25,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.extend_from_slice(&packet[..n]);
     }
     std::fs::write(output, &out)?;
-    eprintln!("{} frames, {} bytes", samples.len().div_ceil(FRAME_SAMPLES), out.len());
+    eprintln!(
+        "{} frames, {} bytes",
+        samples.len().div_ceil(FRAME_SAMPLES),
+        out.len()
+    );
     Ok(())
 }

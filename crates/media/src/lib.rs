@@ -24,13 +24,13 @@ pub use audio::{AudioFrame, AudioSource, FRAME_SAMPLES, SAMPLE_RATE, SourceEnded
 pub use jitter::{JitterBuffer, JitterStats, Playout};
 pub use level::{AudioLevel, LevelMeter};
 pub use mix::{MixFrame, Mixer, MixerFull, MixerInput, mixer};
+pub use opus_codec::{CodecError, MAX_PACKET, OpusDecoder, OpusEncoder};
+pub use pixel::{ConvertError, FrameConverter, PixelFormat};
+pub use playout::{PacketFeed, PlayoutStats, Pulled, QueueFull, RemoteAudio, remote_audio};
 pub use processing::{
     AudioProcessor, PROCESSING_FRAME, ProcessingConfig, ProcessingFrame, ProcessingStats,
     SonoraProcessor,
 };
-pub use pixel::{ConvertError, FrameConverter, PixelFormat};
 pub use resample::{MonoResampler, ResamplerError};
-pub use opus_codec::{CodecError, MAX_PACKET, OpusDecoder, OpusEncoder};
-pub use playout::{PacketFeed, PlayoutStats, Pulled, QueueFull, RemoteAudio, remote_audio};
 pub use video::{I420Frame, VideoSink, VideoSource};
 pub use video_codec::{VideoCodec, VideoDecoder, VideoEncoder};

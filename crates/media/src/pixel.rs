@@ -158,11 +158,9 @@ impl FrameConverter {
             .jpeg_set_out_colorspace(ColorSpace::YCbCr);
         let mut decoder = JpegDecoder::new_with_options(ZCursor::new(data), options);
         decoder.decode_headers().map_err(ConvertError::Jpeg)?;
-        let info = decoder
-            .info()
-            .ok_or(ConvertError::Jpeg(zune_jpeg::errors::DecodeErrors::FormatStatic(
-                "no image information after the headers",
-            )))?;
+        let info = decoder.info().ok_or(ConvertError::Jpeg(
+            zune_jpeg::errors::DecodeErrors::FormatStatic("no image information after the headers"),
+        ))?;
         let (width, height) = (u32::from(info.width), u32::from(info.height));
         check_size(width, height)?;
         if info.components == 1 {
@@ -173,7 +171,9 @@ impl FrameConverter {
             );
             fit(out, width, height);
             self.ycbcr.resize((width * height) as usize, 0);
-            decoder.decode_into(&mut self.ycbcr).map_err(ConvertError::Jpeg)?;
+            decoder
+                .decode_into(&mut self.ycbcr)
+                .map_err(ConvertError::Jpeg)?;
             for (o, &g) in out.y_mut().iter_mut().zip(&self.ycbcr) {
                 *o = full_to_limited_luma(g);
             }
@@ -241,7 +241,10 @@ fn yuyv_to_i420(src: &[u8], w: usize, h: usize, out: &mut I420Frame) {
     let cw = w / 2;
     for (cy, rows) in src.chunks_exact(w * 4).take(h / 2).enumerate() {
         let (top, bottom) = rows.split_at(w * 2);
-        let (u_row, v_row) = (&mut u[cy * cw..(cy + 1) * cw], &mut v[cy * cw..(cy + 1) * cw]);
+        let (u_row, v_row) = (
+            &mut u[cy * cw..(cy + 1) * cw],
+            &mut v[cy * cw..(cy + 1) * cw],
+        );
         for (i, (t, b)) in top.chunks_exact(4).zip(bottom.chunks_exact(4)).enumerate() {
             u_row[i] = ((u16::from(t[1]) + u16::from(b[1]) + 1) / 2) as u8;
             v_row[i] = ((u16::from(t[3]) + u16::from(b[3]) + 1) / 2) as u8;
@@ -274,7 +277,10 @@ fn ycbcr444_full_to_i420(src: &[u8], w: usize, h: usize, out: &mut I420Frame) {
     for cy in 0..h / 2 {
         let top = &src[2 * cy * w * 3..(2 * cy + 1) * w * 3];
         let bottom = &src[(2 * cy + 1) * w * 3..(2 * cy + 2) * w * 3];
-        let (u_row, v_row) = (&mut u[cy * cw..(cy + 1) * cw], &mut v[cy * cw..(cy + 1) * cw]);
+        let (u_row, v_row) = (
+            &mut u[cy * cw..(cy + 1) * cw],
+            &mut v[cy * cw..(cy + 1) * cw],
+        );
         for cx in 0..cw {
             let (a, b) = (6 * cx, 6 * cx + 3);
             let sum = |k: usize| {
@@ -308,7 +314,11 @@ mod tests {
         let mut out = I420Frame::new(2, 2);
         assert!(matches!(
             c.convert(PixelFormat::Yuyv, 64, 48, &[0; 100], &mut out),
-            Err(ConvertError::TooShort { expected: 6144, got: 100, .. })
+            Err(ConvertError::TooShort {
+                expected: 6144,
+                got: 100,
+                ..
+            })
         ));
         assert!(matches!(
             c.convert(PixelFormat::Rgb24, 63, 48, &[0; 10_000], &mut out),

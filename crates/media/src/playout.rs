@@ -263,7 +263,10 @@ mod tests {
         let audible = tail.iter().take_while(|p| **p == Pulled::Audio).count();
         // Packets 99 and 100, and the drift follower's last few samples.
         assert!((2..=3).contains(&audible), "{tail:?}");
-        assert!(tail[audible..].iter().all(|p| *p == Pulled::Ended), "{tail:?}");
+        assert!(
+            tail[audible..].iter().all(|p| *p == Pulled::Ended),
+            "{tail:?}"
+        );
     }
 
     /// A sender whose clock runs `ppm` fast (or slow) against the output's, for `seconds`
@@ -307,7 +310,11 @@ mod tests {
                 sent += 1;
                 continue;
             }
-            assert_eq!(audio.pull(pull_at, &mut out), Pulled::Audio, "pull {pulled}");
+            assert_eq!(
+                audio.pull(pull_at, &mut out),
+                Pulled::Audio,
+                "pull {pulled}"
+            );
             pulled += 1;
             let settled = pulled > 500;
             if settled {
@@ -345,14 +352,20 @@ mod tests {
             eprintln!("{ppm:+} ppm: max queue {max_queue:?}, max click {max_click:.3}, {stats:?}");
             // Without the follower, +300 ppm piles up 1.08 s over the hour (trimmed a frame
             // at a time) and −300 ppm runs dry every 67 s.
-            assert!(max_queue <= Duration::from_millis(80), "{ppm}: {max_queue:?}");
+            assert!(
+                max_queue <= Duration::from_millis(80),
+                "{ppm}: {max_queue:?}"
+            );
             assert_eq!(stats.jitter.trimmed, 0, "{ppm}: whole frames dropped");
             assert_eq!(stats.jitter.concealed, 0, "{ppm}: frames concealed");
             // A dropped or repeated frame of this tone is a phase jump of 0.2 cycle or a
             // sample off by up to 1.0; Opus's coding noise on it is ~0.002, following
             // the controller bends the phase by at most 0.018 cycle a frame (2000 ppm).
             assert!(max_click < 0.05, "{ppm}: discontinuity of {max_click}");
-            assert!((stats.sender_drift_ppm - ppm as i32).abs() < 200, "{ppm}: {stats:?}");
+            assert!(
+                (stats.sender_drift_ppm - ppm as i32).abs() < 200,
+                "{ppm}: {stats:?}"
+            );
         }
     }
 

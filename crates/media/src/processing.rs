@@ -188,7 +188,10 @@ mod tests {
         fn next(&mut self, frame: &mut ProcessingFrame) {
             let speaking = (self.k / 40) % 3 != 2; // 400 ms on, 400 on, 400 off
             for s in frame.iter_mut() {
-                self.seed = self.seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                self.seed = self
+                    .seed
+                    .wrapping_mul(1_664_525)
+                    .wrapping_add(1_013_904_223);
                 let white = (self.seed >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0;
                 self.low += 0.2 * (white - self.low);
                 *s = if speaking { 0.3 * self.low } else { 0.0 };

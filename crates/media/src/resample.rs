@@ -124,7 +124,9 @@ mod tests {
 
     fn sine(freq: f64, rate: u32, from: usize, n: usize) -> Vec<f32> {
         (from..from + n)
-            .map(|i| (0.5 * (std::f64::consts::TAU * freq * i as f64 / f64::from(rate)).sin()) as f32)
+            .map(|i| {
+                (0.5 * (std::f64::consts::TAU * freq * i as f64 / f64::from(rate)).sin()) as f32
+            })
             .collect()
     }
 
@@ -151,7 +153,11 @@ mod tests {
             at += rs.process(&input[at..at + need], &mut chunk);
             out.extend_from_slice(&chunk);
         }
-        assert!((out.len() as f64 / 96_000.0 - 1.0).abs() < 0.01, "{}", out.len());
+        assert!(
+            (out.len() as f64 / 96_000.0 - 1.0).abs() < 0.01,
+            "{}",
+            out.len()
+        );
         let steady = &out[2000..];
         assert!((frequency(steady, 48_000) - 1000.0).abs() < 0.5);
         let peak = steady.iter().fold(0f32, |m, s| m.max(s.abs()));

@@ -63,6 +63,15 @@ impl I420Frame {
         (u, v)
     }
 
+    /// Makes this a copy of `other`, reusing this frame's buffer when the sizes match.
+    pub fn copy_from(&mut self, other: &I420Frame) {
+        if self.width == other.width && self.height == other.height {
+            self.data.copy_from_slice(&other.data);
+        } else {
+            *self = other.clone();
+        }
+    }
+
     /// All three planes, contiguous (what codecs take).
     pub fn as_bytes(&self) -> &[u8] {
         &self.data
@@ -116,6 +125,12 @@ pub trait VideoSource: Send + 'static {
         &mut self,
         frame: &mut I420Frame,
     ) -> impl std::future::Future<Output = Result<(), SourceEnded>> + Send;
+
+    /// The camera was turned off (`false`: release the device, so its light goes off) or
+    /// on again. Called by the engine when the published track is disabled or enabled.
+    fn set_active(&mut self, active: bool) {
+        let _ = active;
+    }
 }
 
 /// Where a remote camera's decoded frames go (a window's texture, a test checker).
