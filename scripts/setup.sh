@@ -8,8 +8,13 @@ APT_PACKAGES=(
   # build: Tauri/WebKitGTK, TLS-free (rustls) so no libssl; cmake builds the bundled libopus;
   # libvpx for VP8; nasm for OpenH264's assembly (H.264 about twice as fast with it)
   build-essential pkg-config libwebkit2gtk-4.1-dev cmake libvpx-dev nasm
+  # devices: ALSA headers for cpal, libclang for nokhwa's V4L2 bindings (bindgen)
+  libasound2-dev libclang-dev
   # run and test: a window without a display, WebDriver, screenshots
   xvfb webkit2gtk-driver imagemagick
+  # a real audio path without sound hardware: user-mode PulseAudio with virtual devices,
+  # speech for the echo tests (espeak-ng), sox to convert and measure
+  pulseaudio pulseaudio-utils libasound2-plugins sox espeak-ng
   # the real keychain: Secret Service from gnome-keyring on a private D-Bus
   gnome-keyring dbus dbus-user-session libsecret-tools
   # misc used by scripts

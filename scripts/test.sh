@@ -26,17 +26,21 @@ step "svelte-check"
 step "vitest"
 (cd ui && npm test --silent)
 
-step "local stack: livekit-server and a virtual display"
+step "local stack: livekit-server, PulseAudio with virtual devices, a virtual display"
 export ESTRADE_LIVEKIT_PORT="${ESTRADE_TEST_LIVEKIT_PORT:-17880}"
 export ESTRADE_LIVEKIT_URL="ws://127.0.0.1:$ESTRADE_LIVEKIT_PORT"
 XVFB_PID=""
 cleanup() {
   "$ESTRADE_ROOT/scripts/livekit.sh" stop || true
+  "$ESTRADE_ROOT/scripts/pulse.sh" stop || true
   [ -n "$XVFB_PID" ] && kill "$XVFB_PID" 2>/dev/null || true
   pkill -f "$CARGO_TARGET_DIR/debug/estrade" 2>/dev/null || true
 }
 trap cleanup EXIT
 "$ESTRADE_ROOT/scripts/livekit.sh" start
+# A fresh audio server each run: tests load and unload its devices.
+"$ESTRADE_ROOT/scripts/pulse.sh" stop
+export "$("$ESTRADE_ROOT/scripts/pulse.sh" start)"
 if [ -z "${DISPLAY:-}" ] || [ -n "${CI:-}" ]; then
   DISPLAY_NUM=$(( 90 + RANDOM % 100 ))
   Xvfb ":$DISPLAY_NUM" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
@@ -46,7 +50,7 @@ if [ -z "${DISPLAY:-}" ] || [ -n "${CI:-}" ]; then
   kill -0 "$XVFB_PID" 2>/dev/null || die "Xvfb did not start on $DISPLAY"
 fi
 
-step "cargo test (unit, devserver API, backend client, keychain, LiveKit join, session signalling, engine: WebRTC chat, audio, renegotiation, Python SDK interop, CLI, desktop end-to-end)"
+step "cargo test (unit, devserver API, backend client, keychain, LiveKit join, session signalling, engine: WebRTC chat, audio, renegotiation, Python SDK interop, devices on PulseAudio, CLI, desktop end-to-end)"
 "$ESTRADE_ROOT/scripts/keyring-session.sh" \
   cargo test --workspace --locked -- --include-ignored
 

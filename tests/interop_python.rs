@@ -6,61 +6,12 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{devserver, join_grant, p50};
+use common::{devserver, join_grant, p50, start_peer};
 use estrade_devserver::{Config, seed};
 use estrade_engine::synthetic::ToneBursts;
 use estrade_engine::{ParticipantIdentity, PulseRecorder, RoomEvent, SessionEvent, VideoCodec};
-
-/// The venv scripts/setup.sh installs the SDK into.
-fn python() -> String {
-    let venv = std::env::var("ESTRADE_PY").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/estrade/py",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    let python = format!("{venv}/bin/python");
-    assert!(
-        std::path::Path::new(&python).exists(),
-        "{python} is missing: run scripts/setup.sh (it installs the LiveKit Python SDK)"
-    );
-    python
-}
-
-/// Starts tests/interop/peer.py as `grant`'s user (token in the environment); the handle
-/// resolves to the JSON report it prints last, or fails the test with its output.
-fn start_peer(
-    grant: &estrade_backend::api::JoinResponse,
-    args: &[&str],
-) -> tokio::task::JoinHandle<serde_json::Value> {
-    let peer = Command::new(python())
-        // Found at run time: the shared target dir may hold a binary built from another clone.
-        .arg(format!(
-            "{}/tests/interop/peer.py",
-            std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo test")
-        ))
-        .args(args)
-        .env("LK_URL", &grant.url)
-        .env("LK_TOKEN", &grant.token)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the Python peer starts");
-    tokio::task::spawn_blocking(move || {
-        let output = peer.wait_with_output().expect("the Python peer ran");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "the Python peer failed: {stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_str(stdout.lines().last().unwrap_or(""))
-            .unwrap_or_else(|e| panic!("the peer's report ({e}): {stdout}"))
-    })
-}
 
 fn near(freqs: &[f64], want: f64) -> bool {
     estrade_engine::synthetic::mostly_at(freqs, want)

@@ -209,10 +209,34 @@ async def publish_bursts(source, freq, stop):
         end_us += FRAME * 1_000_000 // RATE
 
 
-async def listen(track, analyser):
+async def publish_file(source, path, stop):
+    """A recording (raw 48 kHz mono s16le) in a loop, 10 ms at a time in real time."""
+    with open(path, "rb") as f:
+        pcm = f.read()
+    step, size = FRAME / RATE, 2 * FRAME
+    next_end, at = time.monotonic() + step, 0
+    while not stop.is_set():
+        await asyncio.sleep(max(0.0, next_end - time.monotonic()))
+        chunk = pcm[at : at + size]
+        if len(chunk) < size:
+            at, chunk = 0, pcm[:size]
+        at += size
+        await source.capture_frame(rtc.AudioFrame(chunk, RATE, 1, FRAME))
+        next_end += step
+
+
+async def listen(track, analyser, levels):
+    """Every frame to the analyser; with `levels` (a list), the RMS of each 100 ms in dBFS."""
     stream = rtc.AudioStream(track, sample_rate=RATE, num_channels=1)
+    block = []
     async for event in stream:
         analyser.feed(event.frame.data, time.time_ns() // 1000)
+        if levels is not None:
+            block.extend(event.frame.data)
+            if len(block) >= RATE // 10:
+                mean = sum(s * s for s in block) / len(block) / 32768.0 ** 2
+                levels.append(round(10 * math.log10(mean + 1e-12), 1))
+                block = []
 
 
 async def join_bench(times):
@@ -259,12 +283,15 @@ async def main():
     args.add_argument("--simulcast", action="store_true")
     args.add_argument("--count-only", action="store_true", help="decode video but do not read stamps (CPU bench)")
     args.add_argument("--video-size", default="640x360")
+    args.add_argument("--wav", help="publish this raw 48 kHz mono s16le recording (looped) instead of tone bursts")
+    args.add_argument("--levels", action="store_true", help="report the level of what is heard, per 100 ms")
     opts = args.parse_args()
     if opts.join_bench:
         return await join_bench(opts.join_bench)
 
     room = rtc.Room()
     heard = {}
+    levels = {}
     watched = {}
     chat = []
     tasks = []
@@ -288,7 +315,8 @@ async def main():
     def _subscribed(track, publication, participant):
         if track.kind == rtc.TrackKind.KIND_AUDIO:
             analyser = heard.setdefault(participant.identity, PulseAnalyser())
-            tasks.append(asyncio.ensure_future(listen(track, analyser)))
+            level = levels.setdefault(participant.identity, []) if opts.levels else None
+            tasks.append(asyncio.ensure_future(listen(track, analyser, level)))
         elif track.kind == rtc.TrackKind.KIND_VIDEO:
             seen = watched.setdefault(participant.identity, {"frames": [], "glass_to_glass_ms": [], "sizes": set(), "unreadable": 0})
             seen["mime_type"] = publication.mime_type
@@ -306,7 +334,10 @@ async def main():
         track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
     )
     stop = asyncio.Event()
-    tasks.append(asyncio.ensure_future(publish_bursts(source, opts.freq, stop)))
+    if opts.wav:
+        tasks.append(asyncio.ensure_future(publish_file(source, opts.wav, stop)))
+    else:
+        tasks.append(asyncio.ensure_future(publish_bursts(source, opts.freq, stop)))
     if opts.video:
         vw, vh = (int(x) for x in opts.video_size.split("x"))
         video = rtc.VideoSource(vw, vh)
@@ -331,7 +362,8 @@ async def main():
     print(json.dumps({
         "identity": room.local_participant.identity,
         "connected_ms": connected_ms,
-        "heard": {k: {"latencies_ms": a.latencies_ms, "frequencies_hz": a.frequencies_hz} for k, a in heard.items()},
+        "heard": {k: {"latencies_ms": a.latencies_ms, "frequencies_hz": a.frequencies_hz,
+                      "levels_db": levels.get(k, [])} for k, a in heard.items()},
         "watched": {k: {**v, "sizes": sorted(v["sizes"])} for k, v in watched.items()},
         "chat": chat,
     }), flush=True)

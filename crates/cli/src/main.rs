@@ -27,7 +27,6 @@ use estrade_engine::{
     CameraSettings, JoinOptions, PulseRecorder, RoomEvent, SessionEvent, TrackKind, TrackSettings,
 };
 use serde_json::json;
-use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::broadcast;
 
 #[derive(Parser, Debug)]
@@ -241,17 +240,22 @@ fn mint(key: &str, secret: &str, room: &str, identity: &str) -> anyhow::Result<S
         .to_jwt()?)
 }
 
-/// Lines read from stdin, each given to every bot.
+/// Lines read from stdin, each given to every bot. On a thread of its own, not tokio's
+/// blocking pool: a read that never returns (stdin left open) must not hold up the exit.
 fn stdin_commands() -> broadcast::Receiver<String> {
     let (tx, rx) = broadcast::channel(64);
-    tokio::spawn(async move {
-        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if !line.trim().is_empty() && tx.send(line).is_err() {
-                break;
+    let spawned = std::thread::Builder::new()
+        .name("estrade-stdin".into())
+        .spawn(move || {
+            for line in std::io::stdin().lines().map_while(Result::ok) {
+                if !line.trim().is_empty() && tx.send(line).is_err() {
+                    break;
+                }
             }
-        }
-    });
+        });
+    if let Err(e) = spawned {
+        print_line(json!({"event": "error", "error": format!("stdin is not read: {e}")}));
+    }
     rx
 }
 

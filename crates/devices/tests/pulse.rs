@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -56,7 +55,7 @@ async fn next_event(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PulseAudio: scripts/test.sh starts it"]
 async fn lists_the_virtual_devices_and_sees_them_come_and_go() {
-    let _turn = serial();
+    let _turn = serial().await;
     let (devices, mut events) = AudioDevices::start(ProcessingConfig::NONE).unwrap();
     let list = devices.list().await.unwrap();
     let find = |id: &str| list.iter().find(|d| d.id.as_str() == id);
@@ -99,7 +98,7 @@ async fn lists_the_virtual_devices_and_sees_them_come_and_go() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PulseAudio: scripts/test.sh starts it"]
 async fn what_is_mixed_plays_on_the_speaker_and_what_the_room_hears_is_captured() {
-    let _turn = serial();
+    let _turn = serial().await;
     let (devices, _events) = AudioDevices::start(ProcessingConfig::NONE).unwrap();
     devices.use_speaker(id(SPEAKER)).await.unwrap();
     devices.use_microphone(id(MIC)).await.unwrap();
@@ -158,7 +157,7 @@ async fn what_is_mixed_plays_on_the_speaker_and_what_the_room_hears_is_captured(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PulseAudio: scripts/test.sh starts it"]
 async fn a_44_1_khz_device_plays_and_captures_at_the_right_pitch() {
-    let _turn = serial();
+    let _turn = serial().await;
     let cd = headset("estrade_cd", 44_100);
     let (devices, _events) = AudioDevices::start(ProcessingConfig::NONE).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -217,7 +216,7 @@ async fn a_44_1_khz_device_plays_and_captures_at_the_right_pitch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PulseAudio: scripts/test.sh starts it"]
 async fn unplugging_the_devices_in_use_falls_back_to_the_default_and_they_can_come_back() {
-    let _turn = serial();
+    let _turn = serial().await;
     let usb = headset("estrade_usb2", 48_000);
     let (devices, mut events) = AudioDevices::start(ProcessingConfig::NONE).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -295,7 +294,7 @@ async fn unplugging_the_devices_in_use_falls_back_to_the_default_and_they_can_co
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PulseAudio: scripts/test.sh starts it"]
 async fn switching_the_microphone_and_speaker_mid_stream_leaves_no_gap() {
-    let _turn = serial();
+    let _turn = serial().await;
     // Two speakers that both play into one bus: one recording of the bus shows the gap
     // between the sound leaving the first and arriving on the second, by content.
     let bus = Module::load(&["module-null-sink", "sink_name=estrade_bus", "rate=48000"]);
@@ -381,7 +380,7 @@ async fn switching_the_microphone_and_speaker_mid_stream_leaves_no_gap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PulseAudio: scripts/test.sh starts it"]
 async fn the_echo_of_the_speaker_is_cancelled_and_the_talker_is_kept() {
-    let _turn = serial();
+    let _turn = serial().await;
     let far = speech(
         "far",
         "fr",
@@ -443,38 +442,4 @@ async fn the_echo_of_the_speaker_is_cancelled_and_the_talker_is_kept() {
         on_double - on_tail > 15.0,
         "the talker stands out of what is left"
     );
-}
-
-/// espeak-ng's voice saying `text`, at 48 kHz.
-fn speech(name: &str, voice: &str, text: &str) -> Arc<[f32]> {
-    let dir = std::env::temp_dir().join(format!("estrade-speech-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (wav, raw) = (
-        dir.join(format!("{name}.wav")),
-        dir.join(format!("{name}.raw")),
-    );
-    let ok = std::process::Command::new("espeak-ng")
-        .args(["-v", voice, "-s", "150", "-w"])
-        .arg(&wav)
-        .arg(text)
-        .status()
-        .expect("espeak-ng runs")
-        .success();
-    assert!(ok);
-    let ok = std::process::Command::new("sox")
-        .arg(&wav)
-        .args([
-            "-r", "48000", "-c", "1", "-b", "16", "-e", "signed", "-t", "raw",
-        ])
-        .arg(&raw)
-        .args(["norm", "-3"])
-        .status()
-        .expect("sox runs")
-        .success();
-    assert!(ok);
-    std::fs::read(&raw)
-        .unwrap()
-        .chunks_exact(2)
-        .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32_768.0)
-        .collect()
 }

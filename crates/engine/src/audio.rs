@@ -81,7 +81,7 @@ pub(crate) async fn pump_microphone(
             });
             if muted_speech.frame(voice) {
                 // Rare (once per muted stretch): waiting for room in the queue is fine.
-                let notice = Command::Notice(RoomEvent::SpokeWhileMuted);
+                let notice = Command::Notice(Box::new(RoomEvent::SpokeWhileMuted));
                 if notices.send(notice).await.is_err() {
                     return PumpEnd::Unpublished;
                 }

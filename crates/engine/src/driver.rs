@@ -53,8 +53,9 @@ pub(crate) enum Command {
     Leave {
         done: oneshot::Sender<()>,
     },
-    /// A media task has something to tell the application (in order with the rest).
-    Notice(RoomEvent),
+    /// A media task has something to tell the application (in order with the rest). Boxed:
+    /// rare, and an event is much larger than the other commands.
+    Notice(Box<RoomEvent>),
 }
 
 /// What `join` set up before the room task takes over.
@@ -193,7 +194,7 @@ impl Driver {
                 self.leaving.push(done);
                 self.session.leave();
             }
-            Command::Notice(event) => self.pending.push_back(event),
+            Command::Notice(event) => self.pending.push_back(*event),
         }
     }
 

@@ -195,8 +195,8 @@ impl FrameConverter {
 fn check_size(width: u32, height: u32) -> Result<(), ConvertError> {
     let ok = width > 0
         && height > 0
-        && width % 2 == 0
-        && height % 2 == 0
+        && width.is_multiple_of(2)
+        && height.is_multiple_of(2)
         && width <= 7680
         && height <= 4320;
     if ok {
@@ -246,8 +246,8 @@ fn yuyv_to_i420(src: &[u8], w: usize, h: usize, out: &mut I420Frame) {
             &mut v[cy * cw..(cy + 1) * cw],
         );
         for (i, (t, b)) in top.chunks_exact(4).zip(bottom.chunks_exact(4)).enumerate() {
-            u_row[i] = ((u16::from(t[1]) + u16::from(b[1]) + 1) / 2) as u8;
-            v_row[i] = ((u16::from(t[3]) + u16::from(b[3]) + 1) / 2) as u8;
+            u_row[i] = (u16::from(t[1]) + u16::from(b[1])).div_ceil(2) as u8;
+            v_row[i] = (u16::from(t[3]) + u16::from(b[3])).div_ceil(2) as u8;
         }
     }
 }

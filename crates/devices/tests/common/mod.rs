@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Tests on the one PulseAudio take turns: they load and unload its devices.
-pub fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static TURN: Mutex<()> = Mutex::new(());
-    TURN.lock().unwrap_or_else(|e| e.into_inner())
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
 }
 
 pub fn pactl(args: &[&str]) -> String {
@@ -211,4 +211,61 @@ pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> b
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     check()
+}
+
+/// espeak-ng's voice saying `text`, at 48 kHz.
+pub fn speech(name: &str, voice: &str, text: &str) -> Arc<[f32]> {
+    let raw = speech_file(name, voice, text);
+    std::fs::read(&raw)
+        .unwrap()
+        .chunks_exact(2)
+        .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32_768.0)
+        .collect()
+}
+
+/// The same as a raw 48 kHz mono s16le file (what the Python peer publishes); its path.
+pub fn speech_file(name: &str, voice: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("estrade-speech-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (wav, raw) = (
+        dir.join(format!("{name}.wav")),
+        dir.join(format!("{name}.raw")),
+    );
+    let ok = std::process::Command::new("espeak-ng")
+        .args(["-v", voice, "-s", "150", "-w"])
+        .arg(&wav)
+        .arg(text)
+        .status()
+        .expect("espeak-ng runs")
+        .success();
+    assert!(ok);
+    let ok = std::process::Command::new("sox")
+        .arg(&wav)
+        .args([
+            "-r", "48000", "-c", "1", "-b", "16", "-e", "signed", "-t", "raw",
+        ])
+        .arg(&raw)
+        .args(["norm", "-3"])
+        .status()
+        .expect("sox runs")
+        .success();
+    assert!(ok);
+    raw
+}
+
+/// `seconds` of tone bursts (100 ms of `freq` every 500 ms), as a talker to play into a
+/// device.
+pub fn bursts(freq: f32, amplitude: f32, seconds: f32, rate: u32) -> Vec<f32> {
+    let period = rate as usize / 2;
+    tone(freq, amplitude, seconds, rate)
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if i % period < rate as usize / 10 {
+                s
+            } else {
+                0.0
+            }
+        })
+        .collect()
 }
