@@ -1,6 +1,6 @@
 //! Calls on real devices: the engine with `estrade-devices` on the user-mode PulseAudio
-//! (scripts/pulse.sh), livekit-server, and LiveKit's Python SDK (libwebrtc) as the remote
-//! participant. A talker plays into the virtual room's microphone; the speaker's sound
+//! (scripts/pulse.sh), livekit-server, and LiveKit's Python SDK (libwebrtc) and another
+//! Estrade client as the remote participants. A talker plays into the virtual room's microphone; the speaker's sound
 //! reaches it too, 50 ms later at −10 dB (the echo); what the speaker plays is recorded at
 //! its monitor.
 
@@ -14,7 +14,7 @@ use common::{devserver, join_grant, p50, start_peer};
 use estrade_devices::{AudioDeviceId, AudioDevices, DeviceChoice, ProcessingConfig};
 use estrade_devserver::{Config, seed};
 use estrade_engine::synthetic::{PulseAnalyser, mostly_at};
-use estrade_engine::{JoinOptions, Room};
+use estrade_engine::{JoinOptions, ParticipantIdentity, PulseRecorder, Room};
 
 fn device(id: &str) -> Option<DeviceChoice> {
     Some(DeviceChoice::Id(AudioDeviceId(id.into())))
@@ -96,12 +96,39 @@ async fn a_call_on_a_real_microphone_and_speaker_with_the_python_sdk() {
         &pulse::bursts(880.0, 0.3, 14.0, 48_000),
         48_000,
     );
+    // Another Estrade participant listens too (synthetic output, analysed).
+    let estrade_ears = PulseRecorder::default();
+    let (other, _other_events, _) = common::join_room(
+        &backend,
+        "karim.benali@estrade.example",
+        Some(estrade_ears.clone()),
+        None,
+    )
+    .await;
     let student = join_grant(&backend, "lea.dubois@estrade.example").await;
     let python = student.identity.0.clone();
     let report = start_peer(&student, &["--freq", "440", "--seconds", "12"])
         .await
         .unwrap();
     drop(talker);
+    let estrade_heard = estrade_ears
+        .heard_from(&ParticipantIdentity(ours.clone()))
+        .pulses;
+    eprintln!(
+        "Estrade heard Estrade's microphone: {} bursts at {:?} Hz",
+        estrade_heard.frequencies_hz.len(),
+        estrade_heard
+            .frequencies_hz
+            .iter()
+            .map(|f| f.round())
+            .collect::<Vec<_>>()
+    );
+    assert!(estrade_heard.frequencies_hz.len() >= 8, "{estrade_heard:?}");
+    assert!(
+        mostly_at(&estrade_heard.frequencies_hz, 880.0),
+        "{estrade_heard:?}"
+    );
+    other.leave().await;
 
     // The Python SDK heard our talker through the device microphone.
     let heard = &report["heard"][ours.as_str()];

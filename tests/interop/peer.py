@@ -285,6 +285,7 @@ async def main():
     args.add_argument("--video-size", default="640x360")
     args.add_argument("--wav", help="publish this raw 48 kHz mono s16le recording (looped) instead of tone bursts")
     args.add_argument("--levels", action="store_true", help="report the level of what is heard, per 100 ms")
+
     opts = args.parse_args()
     if opts.join_bench:
         return await join_bench(opts.join_bench)

@@ -37,8 +37,11 @@ pub struct Usage {
 pub struct LoadReport {
     pub ours: Usage,
     pub reference: Usage,
+    /// The CLI on the virtual devices, with processing on.
+    pub ours_devices: Usage,
     /// What each decoded, to show both did the same work (frames per remote camera).
     pub ours_output: String,
+    pub ours_devices_output: String,
     pub reference_output: String,
 }
 
@@ -81,26 +84,29 @@ pub async fn cpu_and_memory(url: &str, warm_up: u64, window: u64) -> anyhow::Res
         .parent()
         .context("the bench's directory")?
         .join("estrade-cli");
-    let ours = Command::new(&cli)
-        .args(["--url", url, "--api-key", API_KEY, "--room", &room_name])
-        .args(["--camera", "1280x720", "--simulcast", "--tone", "440"])
-        .args(["--watch", "--tile", "640x360", "--seconds", &seconds])
-        .env("ESTRADE_API_SECRET", API_SECRET)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("{} (scripts/bench.sh builds it)", cli.display()))?;
-    let (ours, ours_child) = measure(ours, warm_up, window).await?;
-    let out = tokio::task::spawn_blocking(move || ours_child.wait_with_output()).await??;
-    let ours_output = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("\"video_seen\""))
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
-            format!("{}:{}", v["from"], v["frames"])
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
+    let run_cli = |audio: &[&str]| -> anyhow::Result<Child> {
+        Command::new(&cli)
+            .args(["--url", url, "--api-key", API_KEY, "--room", &room_name])
+            .args(["--camera", "1280x720", "--simulcast"])
+            .args(audio)
+            .args(["--watch", "--tile", "640x360", "--seconds", &seconds])
+            .env("ESTRADE_API_SECRET", API_SECRET)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("{} (scripts/bench.sh builds it)", cli.display()))
+    };
+    let (ours, ours_output) = measure_cli(run_cli(&["--tone", "440"])?, warm_up, window).await?;
+    // The same on the virtual devices: the microphone through echo cancellation, noise
+    // suppression and gain control, the three talkers mixed and played on the speaker.
+    let devices = [
+        "--mic",
+        "pulseaudio:estrade_mic",
+        "--speaker",
+        "pulseaudio:estrade_speaker",
+    ];
+    let (ours_devices, ours_devices_output) =
+        measure_cli(run_cli(&devices)?, warm_up, window).await?;
 
     let token = mint(&room_name, "reference")?;
     let python = reference::command_for(url, &token)?
@@ -133,13 +139,31 @@ pub async fn cpu_and_memory(url: &str, warm_up: u64, window: u64) -> anyhow::Res
     }
     Ok(LoadReport {
         ours,
+        ours_devices,
         reference,
         ours_output,
+        ours_devices_output,
         reference_output,
     })
 }
 
-async fn drain(mut events: estrade_engine::RoomEvents) {
+/// Measures a CLI participant; what it decoded per remote camera.
+async fn measure_cli(child: Child, warm_up: u64, window: u64) -> anyhow::Result<(Usage, String)> {
+    let (usage, child) = measure(child, warm_up, window).await?;
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
+    let decoded = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("\"video_seen\""))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
+            format!("{}:{}", v["from"], v["frames"])
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok((usage, decoded))
+}
+
+pub(crate) async fn drain(mut events: estrade_engine::RoomEvents) {
     while events.recv().await.is_some() {}
 }
 

@@ -6,6 +6,9 @@
 //! Needs livekit-server (ESTRADE_LIVEKIT_URL) and the SDK venv (ESTRADE_PY); run it with
 //! `./scripts/estrade bench`, which provides both.
 
+mod costs;
+mod device_path;
+mod echo;
 mod load;
 mod machine;
 mod reference;
@@ -53,6 +56,33 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let backend = Backend::new(BackendUrl::parse(&devserver.url())?)?;
+
+    // Devices first: per-frame costs, then echo cancellation on the real audio path.
+    eprintln!("per-frame costs of the device paths");
+    let (audio_costs, video_costs) = (costs::audio(), costs::video()?);
+    costs::print("per 10 ms of audio (one core)", &audio_costs);
+    costs::print("per 720p camera frame (one core)", &video_costs);
+    eprintln!(
+        "echo: a call recorded on the virtual devices (about 40 s), then each canceller on it"
+    );
+    let echo_rows = echo::run().await?;
+    echo::print(&echo_rows);
+    if std::env::var("ESTRADE_BENCH_ONLY").is_ok_and(|v| v == "devices") {
+        let (a, b) = (
+            join_grant(&backend, "lea.dubois@estrade.example").await?,
+            join_grant(&backend, "amina.diallo@estrade.example").await?,
+        );
+        let ours = device_path::mouth_to_ear(&a, &b, seconds, WARM_UP_BURSTS).await?;
+        stats::print(&[Row {
+            name: "microphone → speaker, virtual devices".into(),
+            ours,
+            reference: Vec::new(),
+            target_ms: None,
+        }]);
+        devserver.shutdown().await;
+        return Ok(());
+    }
+
     let grant = |email: &'static str| {
         let backend = backend.clone();
         async move { join_grant(&backend, email).await }
@@ -98,6 +128,10 @@ async fn main() -> anyhow::Result<()> {
     let (reference_m2e, reference_steal) =
         with_steal(reference::mouth_to_ear(&c, &d, seconds, WARM_UP_BURSTS)).await?;
     steal.push(("mouth-to-ear", ours_steal, reference_steal));
+    eprintln!("microphone → speaker through the virtual devices: {seconds} s one way, Estrade");
+    let (ours_m2e_devices, devices_steal) =
+        with_steal(device_path::mouth_to_ear(&a, &b, seconds, WARM_UP_BURSTS)).await?;
+    steal.push(("devices", devices_steal, f64::NAN));
 
     eprintln!(
         "glass-to-glass: {seconds} s of 720p30 each way, Estrade ↔ Estrade then libwebrtc ↔ libwebrtc"
@@ -175,6 +209,13 @@ async fn main() -> anyhow::Result<()> {
             reference: reference_m2e,
             target_ms: Some(60.0),
         },
+        Row {
+            name: "microphone → speaker, virtual devices".into(),
+            ours: ours_m2e_devices,
+            // No libwebrtc device path yet (see device_path.rs).
+            reference: Vec::new(),
+            target_ms: None,
+        },
     ]);
     println!(
         "CPU taken by the hypervisor while measuring (% of this machine's CPU time, Estrade / libwebrtc): {}",
@@ -190,7 +231,16 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("| client | CPU % | RSS MiB (peak) | frames decoded per camera |\n|---|---|---|---|");
     for (name, usage, output) in [
-        ("Estrade (estrade-cli)", load.ours, &load.ours_output),
+        (
+            "Estrade (estrade-cli, synthetic microphone)",
+            load.ours,
+            &load.ours_output,
+        ),
+        (
+            "Estrade on the virtual devices, processing on",
+            load.ours_devices,
+            &load.ours_devices_output,
+        ),
         (
             "libwebrtc (Python SDK peer)",
             load.reference,

@@ -15,12 +15,22 @@ fn command(grant: &Grant) -> anyhow::Result<Command> {
     command_for(&grant.url, &grant.token)
 }
 
+/// The venv's interpreter (the LiveKit Python SDK is installed there).
+pub fn python() -> anyhow::Result<String> {
+    let venv = std::env::var("ESTRADE_PY").context("ESTRADE_PY (scripts/estrade bench sets it)")?;
+    Ok(format!("{venv}/bin/python"))
+}
+
+/// A script of tests/interop/, found in this clone (ESTRADE_ROOT) at run time.
+pub fn script(name: &str) -> anyhow::Result<String> {
+    let root = std::env::var("ESTRADE_ROOT").context("ESTRADE_ROOT (scripts/env.sh sets it)")?;
+    Ok(format!("{root}/tests/interop/{name}"))
+}
+
 /// The Python peer joining `url` with `token`.
 pub fn command_for(url: &str, token: &str) -> anyhow::Result<Command> {
-    let venv = std::env::var("ESTRADE_PY").context("ESTRADE_PY (scripts/estrade bench sets it)")?;
-    let mut cmd = Command::new(format!("{venv}/bin/python"));
-    let root = std::env::var("ESTRADE_ROOT").context("ESTRADE_ROOT (scripts/env.sh sets it)")?;
-    cmd.arg(format!("{root}/tests/interop/peer.py"))
+    let mut cmd = Command::new(python()?);
+    cmd.arg(script("peer.py")?)
         .env("LK_URL", url)
         .env("LK_TOKEN", token)
         .stdout(Stdio::piped())

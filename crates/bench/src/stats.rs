@@ -41,6 +41,7 @@ pub fn print(rows: &[Row]) {
         let target = r.target_ms.map_or("—".into(), |t| format!("≤ {t:.0}"));
         let meets = r.target_ms.is_none_or(|t| ours50 <= t);
         let mut verdict = match (meets, ours50 < ref50) {
+            _ if r.reference.is_empty() => "no reference measured",
             (true, true) => "p50 meets target, beats reference",
             (true, false) => "p50 meets target, NOT better than reference",
             (false, true) => "p50 MISSES target, beats reference",

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use estrade_engine::{AudioOutput, ParticipantIdentity, RemoteAudio, TrackSid};
-use estrade_media::{AudioLevel, MixerInput, ProcessingConfig, ProcessingStats};
+use estrade_media::{
+    AudioLevel, AudioProcessor, MixerInput, ProcessingConfig, ProcessingStats, SonoraProcessor,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::capture;
@@ -115,11 +117,20 @@ enum Control {
 }
 
 impl AudioDevices {
-    /// Starts the device thread and the processing thread; no device is open yet.
+    /// Starts the device thread and the processing thread (WebRTC's processing through
+    /// sonora, stages as `config` says); no device is open yet.
     pub fn start(config: ProcessingConfig) -> Result<(AudioDevices, DeviceEvents), DeviceError> {
+        Self::start_with(Box::new(SonoraProcessor::new(config)))
+    }
+
+    /// The same with another processing chain (another implementation, or one that
+    /// records what it is given, for benchmarks).
+    pub fn start_with(
+        processor: Box<dyn AudioProcessor>,
+    ) -> Result<(AudioDevices, DeviceEvents), DeviceError> {
         let (reference_tx, reference_rx) = rtrb::RingBuffer::new(REFERENCE_RING);
         let counters = Arc::new(PlayoutCounters::default());
-        let mic = microphone::spawn(config, reference_rx, counters.clone())?;
+        let mic = microphone::spawn(processor, reference_rx, counters.clone())?;
         let (mixer, mix) = estrade_media::mixer();
         let playout = Arc::new(std::sync::Mutex::new(PlayoutState::new(mix, reference_tx)));
         let (control, control_rx) = crossbeam_channel::bounded(64);
@@ -206,7 +217,7 @@ impl AudioDevices {
         let (tx, rx) = microphone::subscription();
         let _ = self.inner.mic.commands.send(MicCommand::Subscribe(tx));
         self.inner.mic.thread.unpark();
-        MicrophoneSource::new(rx)
+        MicrophoneSource::new(rx, self.inner.mic.shared.clone())
     }
 
     /// The processed microphone's level and voice activity, every 10 ms (latest wins).
@@ -264,7 +275,7 @@ pub struct DeviceStats {
     pub output_latency: Duration,
     /// Output buffers played silent during device switches.
     pub output_missed_buffers: u64,
-    /// Microphone frames the encoder did not take in time.
+    /// Microphone frames the encoder did not take in time (or skipped to catch up).
     pub microphone_frames_dropped: u64,
 }
 

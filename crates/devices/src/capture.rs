@@ -162,6 +162,18 @@ pub(crate) fn buffer_size(supported: &cpal::SupportedBufferSize, rate: u32) -> c
     }
 }
 
+/// What the capture callback does to a device buffer: interleaved samples of any format
+/// and channel count → mono f32 (the channels' average). No allocation.
+pub fn mono<T>(data: &[T], channels: usize) -> impl Iterator<Item = f32> + '_
+where
+    T: SizedSample,
+    f32: FromSample<T>,
+{
+    let scale = 1.0 / channels.max(1) as f32;
+    data.chunks_exact(channels.max(1))
+        .map(move |frame| frame.iter().map(|&s| f32::from_sample(s)).sum::<f32>() * scale)
+}
+
 struct Callback {
     producer: rtrb::Producer<f32>,
     channels: usize,

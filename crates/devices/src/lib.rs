@@ -22,6 +22,7 @@ pub mod sounds;
 mod watch;
 
 pub use audio_devices::{AudioDevices, DeviceEvent, DeviceEvents, DeviceStats, SwitchReason};
+pub use capture::mono;
 pub use device::{AudioDeviceId, AudioDeviceInfo, DeviceChoice, DeviceError, Direction};
 pub use estrade_media::{AudioLevel, ProcessingConfig, ProcessingStats};
 pub use microphone::MicrophoneSource;

@@ -15,8 +15,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use estrade_media::{
     AudioFrame, AudioLevel, AudioProcessor, AudioSource, FRAME_SAMPLES, LevelMeter, MonoResampler,
-    PROCESSING_FRAME, ProcessingConfig, ProcessingFrame, ProcessingStats, SAMPLE_RATE,
-    SonoraProcessor, SourceEnded,
+    PROCESSING_FRAME, ProcessingConfig, ProcessingFrame, ProcessingStats, SAMPLE_RATE, SourceEnded,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -63,10 +62,11 @@ pub(crate) struct MicThread {
 }
 
 pub(crate) fn spawn(
-    config: ProcessingConfig,
+    apm: Box<dyn AudioProcessor>,
     reference: rtrb::Consumer<f32>,
     playout: Arc<PlayoutCounters>,
 ) -> Result<MicThread, DeviceError> {
+    let config = apm.config();
     let (commands, rx) = crossbeam_channel::bounded(16);
     let shared = Arc::new(MicShared {
         levels: watch::Sender::new(AudioLevel::SILENT),
@@ -81,7 +81,7 @@ pub(crate) fn spawn(
         input: vec![0.0; 8192],
         reference,
         render_frame: [0.0; PROCESSING_FRAME],
-        apm: Box::new(SonoraProcessor::new(config)),
+        apm,
         meter: LevelMeter::new(),
         pending: [0; FRAME_SAMPLES],
         half: false,
@@ -264,22 +264,40 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct MicrophoneSource {
     frames: mpsc::Receiver<MicFrame>,
     voice: Option<bool>,
+    shared: Arc<MicShared>,
 }
 
+/// Frames that may wait behind the one being read: beyond, the oldest are dropped (a
+/// reader that fell behind once must not carry that delay for the rest of the call).
+const STALE_FRAMES: usize = 1;
+
 impl MicrophoneSource {
-    pub(crate) fn new(frames: mpsc::Receiver<MicFrame>) -> Self {
+    pub(crate) fn new(frames: mpsc::Receiver<MicFrame>, shared: Arc<MicShared>) -> Self {
         Self {
             frames,
             voice: None,
+            shared,
         }
     }
 }
 
 impl AudioSource for MicrophoneSource {
     async fn next_frame(&mut self, out: &mut AudioFrame) -> Result<(), SourceEnded> {
-        let frame = self.frames.recv().await.ok_or_else(|| {
+        let mut frame = self.frames.recv().await.ok_or_else(|| {
             SourceEnded("the microphone was closed, or taken by another source".into())
         })?;
+        // Behind (the encoder was busy, or started after the device): skip to the newest,
+        // as a device whose buffer overran, instead of sending old audio late forever.
+        while self.frames.len() > STALE_FRAMES {
+            let Ok(newer) = self.frames.try_recv() else {
+                break;
+            };
+            frame = MicFrame {
+                voice: frame.voice || newer.voice,
+                ..newer
+            };
+            self.shared.frames_dropped.fetch_add(1, Ordering::Relaxed);
+        }
         *out = frame.pcm;
         self.voice = Some(frame.voice);
         Ok(())
