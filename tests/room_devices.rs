@@ -8,7 +8,8 @@ mod common;
 #[path = "../crates/devices/tests/common/mod.rs"]
 mod pulse;
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{devserver, join_grant, p50, start_peer};
 use estrade_devices::{AudioDeviceId, AudioDevices, DeviceChoice, ProcessingConfig};
@@ -183,6 +184,27 @@ async fn the_far_end_does_not_hear_itself_back_through_our_echo() {
     for config in [ProcessingConfig::ALL, ProcessingConfig::NONE] {
         let (devserver, backend) = devserver(Config::default()).await;
         let (room, devices, ours) = join_on_devices(&backend, config).await;
+        // What the canceller and the devices said each second, for a failure's message.
+        let trace = Arc::new(Mutex::new(Vec::new()));
+        let tracing = {
+            let (devices, trace) = (devices.clone(), trace.clone());
+            tokio::spawn(async move {
+                let start = Instant::now();
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let (_, p) = devices.processing();
+                    let d = devices.stats();
+                    trace.lock().unwrap().push(format!(
+                        "t={:.0}s: echo delay {:?} ms, ERLE {:?} dB, microphone shortfall {:?}, late frames {}",
+                        start.elapsed().as_secs_f64(),
+                        p.delay_ms,
+                        p.erle_db.map(f64::round),
+                        d.microphone_shortfall,
+                        d.processing_frames_late,
+                    ));
+                }
+            })
+        };
         let talker = pulse::play(
             "estrade_nearend",
             &pulse::bursts(880.0, 0.3, 16.0, 48_000),
@@ -202,13 +224,18 @@ async fn the_far_end_does_not_hear_itself_back_through_our_echo() {
         .await
         .unwrap();
         drop(talker);
+        tracing.abort();
+        let trace = trace.lock().unwrap().join("\n");
         let heard = &report["heard"][ours.as_str()];
         let freqs = floats(&heard["frequencies_hz"]);
         let talker = freqs.iter().filter(|f| (*f - 880.0).abs() < 40.0).count();
-        assert!(talker >= 8, "{config:?}: the talker is heard: {report}");
+        assert!(
+            talker >= 8,
+            "{config:?}: the talker is heard: {report}\n{trace}"
+        );
         if config == ProcessingConfig::ALL {
             // Only the talker: the echo of its own voice made no bursts of its own.
-            assert!(mostly_at(&freqs, 880.0), "{config:?}: {report}");
+            assert!(mostly_at(&freqs, 880.0), "{config:?}: {report}\n{trace}");
         }
         // Between the bursts (400 ms of each 500) only the echo is left: the quieter
         // 60 % of the 100 ms levels, after 4 s (the canceller converges in about 2).
@@ -217,7 +244,10 @@ async fn the_far_end_does_not_hear_itself_back_through_our_echo() {
         levels.drain(..40);
         levels.sort_by(f64::total_cmp);
         let between = levels[levels.len() * 3 / 10];
-        eprintln!("{config:?}: between the talker's bursts the far end hears {between:.1} dBFS");
+        eprintln!(
+            "{config:?}: between the talker's bursts the far end hears {between:.1} dBFS ({:?})\n{trace}",
+            devices.stats()
+        );
         quiet.push(between);
         room.leave().await;
         drop(devices);

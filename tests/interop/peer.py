@@ -285,10 +285,26 @@ async def main():
     args.add_argument("--video-size", default="640x360")
     args.add_argument("--wav", help="publish this raw 48 kHz mono s16le recording (looped) instead of tone bursts")
     args.add_argument("--levels", action="store_true", help="report the level of what is heard, per 100 ms")
+    args.add_argument("--mic", help="publish this device (libwebrtc's own audio device module, its processing on) instead of a synthetic microphone")
+    args.add_argument("--speaker", help="play what is heard on this device (libwebrtc's audio device module)")
 
     opts = args.parse_args()
     if opts.join_bench:
         return await join_bench(opts.join_bench)
+
+    # libwebrtc's own device path (its ADM, PulseAudio on Linux), chosen by device name.
+    platform = None
+    if opts.mic or opts.speaker:
+        platform = rtc.PlatformAudio()
+        def pick(devices, name):
+            for d in devices:
+                if d.name == name:
+                    return d.id
+            raise RuntimeError(f"no device {name!r} in {[d.name for d in devices]}")
+        if opts.mic:
+            platform.set_recording_device(pick(platform.recording_devices(), opts.mic))
+        if opts.speaker:
+            platform.set_playout_device(pick(platform.playout_devices(), opts.speaker))
 
     room = rtc.Room()
     heard = {}
@@ -329,13 +345,18 @@ async def main():
     if room.remote_participants:
         remote_seen.set()
 
-    source = rtc.AudioSource(RATE, 1, queue_size_ms=50)
+    if opts.mic:
+        source = platform.create_audio_source(rtc.PlatformAudioOptions())
+    else:
+        source = rtc.AudioSource(RATE, 1, queue_size_ms=50)
     track = rtc.LocalAudioTrack.create_audio_track("microphone", source)
     await room.local_participant.publish_track(
         track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
     )
     stop = asyncio.Event()
-    if opts.wav:
+    if opts.mic:
+        pass  # the device is the microphone
+    elif opts.wav:
         tasks.append(asyncio.ensure_future(publish_file(source, opts.wav, stop)))
     else:
         tasks.append(asyncio.ensure_future(publish_bursts(source, opts.freq, stop)))
@@ -371,6 +392,10 @@ async def main():
     await room.disconnect()
     for t in tasks:
         t.cancel()
+    if platform:
+        if opts.mic:
+            source.close()
+        platform.close()
 
 
 if __name__ == "__main__":

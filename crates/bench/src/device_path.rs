@@ -3,11 +3,12 @@
 //! virtual microphone (estrade-devices, processing on), the receiver plays it on a virtual
 //! speaker whose monitor is recorded and read back with the wall clock. The talker's own
 //! path (pacat, the room's loopback) is measured at the microphone in the same run and
-//! taken off: what remains is microphone → speaker through two Estrade clients.
+//! taken off: what remains is microphone → speaker through two clients.
 //!
-//! No libwebrtc column yet: the Python SDK has no device I/O of its own here, and feeding
-//! it through parec/pacat pipes gave 15 to 515 ms between runs (queues in the pipes and in
-//! its AudioStream; bursts repeat every 500 ms, so the measure could not even tell which).
+//! The reference is the same with two Python SDK peers on libwebrtc's own audio device
+//! module (`rtc.PlatformAudio`: its PulseAudio input and output, its processing on), on
+//! the same virtual devices. (Feeding the SDK through parec/pacat pipes instead gave 15 to
+//! 515 ms between runs: the pipes' queues, not libwebrtc.)
 
 use std::io::{Read as _, Write as _};
 use std::ops::ControlFlow;
@@ -23,7 +24,19 @@ use estrade_engine::synthetic::{PulseAnalyser, ToneBursts, unix_us_now};
 use estrade_media::FRAME_SAMPLES;
 use estrade_media::clock::spawn_clock;
 
+use crate::pulse::{pacat, pactl};
+
 const LISTENER: &str = "estrade_listener";
+/// Its name as device lists show it (libwebrtc's module picks devices by it).
+const LISTENER_NAME: &str = "Estrade_listener";
+
+/// Whose clients are measured.
+#[derive(Debug, Clone, Copy)]
+pub enum Clients {
+    Estrade,
+    /// The Python SDK on libwebrtc's audio device module.
+    Libwebrtc,
+}
 
 /// The talker: wall-clock bursts of `freq` written to the room's near-end sink as they
 /// happen (20 ms at a time). Stops when dropped.
@@ -34,18 +47,7 @@ struct Talker {
 
 impl Talker {
     fn start(freq: f64) -> anyhow::Result<Self> {
-        let mut pacat = Command::new("pacat")
-            .args([
-                "-d",
-                "estrade_nearend",
-                "--raw",
-                "--format=s16le",
-                "--channels=1",
-            ])
-            .args(["--rate=48000", "--latency-msec=10"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .context("pacat")?;
+        let mut pacat = pacat("estrade_nearend")?;
         let mut stdin = pacat.stdin.take().context("pacat's stdin")?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopped = stop.clone();
@@ -142,18 +144,9 @@ impl Drop for Listening {
     }
 }
 
-fn pactl(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new("pactl").args(args).output().context("pactl")?;
-    anyhow::ensure!(
-        out.status.success(),
-        "pactl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
-/// Microphone-to-speaker (ms) through two Estrade clients on the devices.
+/// Microphone-to-speaker (ms) through two clients on the devices.
 pub async fn mouth_to_ear(
+    clients: Clients,
     a: &Grant,
     b: &Grant,
     seconds: u64,
@@ -165,8 +158,12 @@ pub async fn mouth_to_ear(
         "module-null-sink",
         &format!("sink_name={LISTENER}"),
         "rate=48000",
+        &format!("sink_properties=device.description={LISTENER_NAME}"),
     ])?;
-    let result = ours(a, b, seconds, skip).await;
+    let result = match clients {
+        Clients::Estrade => ours(a, b, seconds, skip).await,
+        Clients::Libwebrtc => libwebrtc(a, b, seconds, skip).await,
+    };
     pactl(&["unload-module", &module])?;
     result
 }
@@ -203,6 +200,29 @@ async fn ours(a: &Grant, b: &Grant, seconds: u64, skip: usize) -> anyhow::Result
     drop(talker);
     sender.leave().await;
     listener.leave().await;
+    Ok(from_the_microphone(&recording, &room_mic, skip))
+}
+
+async fn libwebrtc(a: &Grant, b: &Grant, seconds: u64, skip: usize) -> anyhow::Result<Vec<f64>> {
+    // Each peer stays `seconds` after its start (it also waits to see the other).
+    let secs = (seconds + 2).to_string();
+    let listener = crate::reference::command(b)?
+        .args(["--speaker", LISTENER_NAME, "--seconds", &secs])
+        .spawn()
+        .context("the Python peer")?;
+    let sender = crate::reference::command(a)?
+        .args(["--mic", "Estrade_microphone", "--seconds", &secs])
+        .spawn()
+        .context("the Python peer")?;
+    let recording = Listening::start(&format!("{LISTENER}.monitor"))?;
+    let room_mic = Listening::start("estrade_mic")?;
+    let talker = Talker::start(880.0)?;
+    tokio::time::sleep(Duration::from_secs(seconds + 1)).await;
+    drop(talker);
+    tokio::try_join!(
+        crate::reference::report(sender),
+        crate::reference::report(listener)
+    )?;
     Ok(from_the_microphone(&recording, &room_mic, skip))
 }
 

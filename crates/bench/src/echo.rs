@@ -22,6 +22,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use estrade_devices::{AudioDeviceId, AudioDevices, DeviceChoice};
+
+use crate::pulse::{pacat, pactl};
 use estrade_media::{
     AudioProcessor, MonoResampler, PROCESSING_FRAME, ProcessingConfig, ProcessingFrame,
     ProcessingStats, SonoraProcessor,
@@ -128,14 +130,6 @@ fn speech(
     Ok((raw, samples))
 }
 
-fn pactl(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new("pactl").args(args).output().context("pactl")?;
-    if !out.status.success() {
-        bail!("pactl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
 /// The room's echo path (scripts/pulse.sh's first loopback) replaced by one `ms` long.
 fn set_echo_delay(ms: u32) -> anyhow::Result<()> {
     let modules = pactl(&["list", "short", "modules"])?;
@@ -151,6 +145,8 @@ fn set_echo_delay(ms: u32) -> anyhow::Result<()> {
         "source=estrade_speaker.monitor",
         "sink=estrade_micmix",
         &format!("latency_msec={ms}"),
+        // Fixed, as scripts/pulse.sh loads it.
+        "adjust_time=0",
         "source_dont_move=true",
         "sink_dont_move=true",
         "sink_input_properties=media.name=echo",
@@ -170,18 +166,7 @@ fn set_echo_delay(ms: u32) -> anyhow::Result<()> {
 
 fn play_into_room(samples: &[f32]) -> anyhow::Result<std::process::Child> {
     use std::io::Write as _;
-    let mut child = Command::new("pacat")
-        .args([
-            "-d",
-            "estrade_nearend",
-            "--raw",
-            "--format=s16le",
-            "--channels=1",
-        ])
-        .args(["--rate=48000", "--latency-msec=20"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .context("pacat")?;
+    let mut child = pacat("estrade_nearend")?;
     let bytes: Vec<u8> = samples
         .iter()
         .flat_map(|s| ((s * 32_767.0) as i16).to_le_bytes())

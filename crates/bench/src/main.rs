@@ -8,9 +8,11 @@
 
 mod costs;
 mod device_path;
+use device_path::Clients;
 mod echo;
 mod load;
 mod machine;
+mod pulse;
 mod reference;
 mod stats;
 
@@ -72,11 +74,14 @@ async fn main() -> anyhow::Result<()> {
             join_grant(&backend, "lea.dubois@estrade.example").await?,
             join_grant(&backend, "amina.diallo@estrade.example").await?,
         );
-        let ours = device_path::mouth_to_ear(&a, &b, seconds, WARM_UP_BURSTS).await?;
+        let ours =
+            device_path::mouth_to_ear(Clients::Estrade, &a, &b, seconds, WARM_UP_BURSTS).await?;
+        let reference =
+            device_path::mouth_to_ear(Clients::Libwebrtc, &a, &b, seconds, WARM_UP_BURSTS).await?;
         stats::print(&[Row {
             name: "microphone → speaker, virtual devices".into(),
             ours,
-            reference: Vec::new(),
+            reference,
             target_ms: None,
         }]);
         devserver.shutdown().await;
@@ -128,10 +133,26 @@ async fn main() -> anyhow::Result<()> {
     let (reference_m2e, reference_steal) =
         with_steal(reference::mouth_to_ear(&c, &d, seconds, WARM_UP_BURSTS)).await?;
     steal.push(("mouth-to-ear", ours_steal, reference_steal));
-    eprintln!("microphone → speaker through the virtual devices: {seconds} s one way, Estrade");
-    let (ours_m2e_devices, devices_steal) =
-        with_steal(device_path::mouth_to_ear(&a, &b, seconds, WARM_UP_BURSTS)).await?;
-    steal.push(("devices", devices_steal, f64::NAN));
+    eprintln!(
+        "microphone → speaker through the virtual devices: {seconds} s one way, Estrade then libwebrtc's device module"
+    );
+    let (ours_m2e_devices, devices_steal) = with_steal(device_path::mouth_to_ear(
+        Clients::Estrade,
+        &a,
+        &b,
+        seconds,
+        WARM_UP_BURSTS,
+    ))
+    .await?;
+    let (reference_m2e_devices, reference_devices_steal) = with_steal(device_path::mouth_to_ear(
+        Clients::Libwebrtc,
+        &c,
+        &d,
+        seconds,
+        WARM_UP_BURSTS,
+    ))
+    .await?;
+    steal.push(("devices", devices_steal, reference_devices_steal));
 
     eprintln!(
         "glass-to-glass: {seconds} s of 720p30 each way, Estrade ↔ Estrade then libwebrtc ↔ libwebrtc"
@@ -212,8 +233,7 @@ async fn main() -> anyhow::Result<()> {
         Row {
             name: "microphone → speaker, virtual devices".into(),
             ours: ours_m2e_devices,
-            // No libwebrtc device path yet (see device_path.rs).
-            reference: Vec::new(),
+            reference: reference_m2e_devices,
             target_ms: None,
         },
     ]);

@@ -11,7 +11,7 @@ pub struct JoinReport {
     pub first_audio_ms: Vec<f64>,
 }
 
-fn command(grant: &Grant) -> anyhow::Result<Command> {
+pub fn command(grant: &Grant) -> anyhow::Result<Command> {
     command_for(&grant.url, &grant.token)
 }
 

@@ -265,6 +265,11 @@ impl AudioDevices {
             ),
             output_missed_buffers: self.inner.counters.missed.load(Relaxed),
             microphone_frames_dropped: self.inner.mic.shared.frames_dropped.load(Relaxed),
+            processing_frames_late: self.inner.mic.shared.frames_late.load(Relaxed),
+            reference_samples_dropped: self.inner.counters.reference_dropped.load(Relaxed),
+            microphone_shortfall: Duration::from_micros(
+                self.inner.mic.shared.shortfall_us.load(Relaxed),
+            ),
         }
     }
 }
@@ -277,6 +282,14 @@ pub struct DeviceStats {
     pub output_missed_buffers: u64,
     /// Microphone frames the encoder did not take in time (or skipped to catch up).
     pub microphone_frames_dropped: u64,
+    /// 10 ms frames the processing thread took late, catching up (a busy machine).
+    pub processing_frames_late: u64,
+    /// Far-end samples the echo canceller's queue had no room for (its thread stopped
+    /// reading): the canceller then loses its alignment.
+    pub reference_samples_dropped: u64,
+    /// How much less audio the microphone delivered than the time it has been open: audio
+    /// the system lost before it reached us (each jump moves the echo for the canceller).
+    pub microphone_shortfall: Duration,
 }
 
 struct SpeakerOutput {

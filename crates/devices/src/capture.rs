@@ -15,7 +15,8 @@ use estrade_media::clock::spawn_clock;
 use estrade_media::synthetic::{ToneBursts, unix_us_now};
 use estrade_media::{FRAME_SAMPLES, SAMPLE_RATE};
 
-use crate::device::{AudioDeviceInfo, DeviceError};
+use crate::device::{AudioDeviceInfo, DeviceError, Direction};
+use crate::stream_config::{self, with_sample_type};
 
 /// One second at the highest rates devices use: the processing thread wakes every
 /// callback, so more than a few ms of backlog means it stopped.
@@ -92,40 +93,18 @@ pub(crate) fn open(
             }
         }
     };
-    let supported = device.default_input_config().map_err(open_error)?;
-    let (rate, channels) = (supported.sample_rate(), supported.channels());
-    let config = cpal::StreamConfig {
-        channels,
-        sample_rate: rate,
-        buffer_size: buffer_size(supported.buffer_size(), rate),
-    };
+    let (config, format) = stream_config::choose(&device, Direction::Input).map_err(open_error)?;
+    let rate = config.sample_rate;
     let callback = Callback {
         producer,
-        channels: usize::from(channels.max(1)),
+        channels: usize::from(config.channels.max(1)),
         wake,
         counters: counters.clone(),
     };
-    // PulseAudio (and most hosts) convert to f32 for us; otherwise take the device's own.
-    let format = if prefers_f32(&device) {
-        cpal::SampleFormat::F32
-    } else {
-        supported.sample_format()
-    };
-    let stream = match format {
-        cpal::SampleFormat::F32 => build::<f32>(&device, config, callback, on_error),
-        cpal::SampleFormat::I16 => build::<i16>(&device, config, callback, on_error),
-        cpal::SampleFormat::I32 => build::<i32>(&device, config, callback, on_error),
-        cpal::SampleFormat::U16 => build::<u16>(&device, config, callback, on_error),
-        cpal::SampleFormat::U8 => build::<u8>(&device, config, callback, on_error),
-        cpal::SampleFormat::I8 => build::<i8>(&device, config, callback, on_error),
-        cpal::SampleFormat::F64 => build::<f64>(&device, config, callback, on_error),
-        format => {
-            return Err(DeviceError::UnsupportedFormat {
-                device: info.id.clone(),
-                format,
-            });
-        }
-    }
+    let stream = with_sample_type!(format,
+        T => build::<T>(&device, config, callback, on_error),
+        format => return Err(DeviceError::UnsupportedFormat { device: info.id.clone(), format })
+    )
     .map_err(open_error)?;
     stream.play().map_err(open_error)?;
     Ok(CaptureStream {
@@ -134,32 +113,6 @@ pub(crate) fn open(
         counters,
         _handle: StreamHandle::Cpal(stream, host),
     })
-}
-
-/// Whether the device takes f32 at its default rate and channel count.
-fn prefers_f32(device: &cpal::Device) -> bool {
-    let Ok(default) = device.default_input_config() else {
-        return false;
-    };
-    device.supported_input_configs().is_ok_and(|mut configs| {
-        configs.any(|c| {
-            c.sample_format() == cpal::SampleFormat::F32
-                && c.channels() == default.channels()
-                && (c.min_sample_rate()..=c.max_sample_rate()).contains(&default.sample_rate())
-        })
-    })
-}
-
-/// 10 ms buffers where the device allows them: the callback then comes every 10 ms, which
-/// is what the processing frames are.
-pub(crate) fn buffer_size(supported: &cpal::SupportedBufferSize, rate: u32) -> cpal::BufferSize {
-    let want = rate / 100;
-    match supported {
-        cpal::SupportedBufferSize::Range { min, max } if (*min..=*max).contains(&want) => {
-            cpal::BufferSize::Fixed(want)
-        }
-        _ => cpal::BufferSize::Default,
-    }
 }
 
 /// What the capture callback does to a device buffer: interleaved samples of any format

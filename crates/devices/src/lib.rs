@@ -19,6 +19,7 @@ mod device;
 mod microphone;
 mod playout;
 pub mod sounds;
+mod stream_config;
 mod watch;
 
 pub use audio_devices::{AudioDevices, DeviceEvent, DeviceEvents, DeviceStats, SwitchReason};

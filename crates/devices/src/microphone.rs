@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::Thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use estrade_media::{
@@ -52,6 +52,12 @@ pub(crate) struct MicShared {
     pub stats: Mutex<ProcessingStats>,
     /// 20 ms frames the encoder did not take in time.
     pub frames_dropped: AtomicU64,
+    /// 10 ms frames processed late (this thread had fallen behind the microphone).
+    pub frames_late: AtomicU64,
+    /// How much less audio the open microphone has delivered than the time it has been
+    /// open, in µs: audio lost before it reached us (the system dropped it on a busy
+    /// machine) and, slowly, the device's clock against ours.
+    pub shortfall_us: AtomicU64,
     pub config: Mutex<ProcessingConfig>,
 }
 
@@ -72,25 +78,11 @@ pub(crate) fn spawn(
         levels: watch::Sender::new(AudioLevel::SILENT),
         stats: Mutex::new(ProcessingStats::default()),
         frames_dropped: AtomicU64::new(0),
+        frames_late: AtomicU64::new(0),
+        shortfall_us: AtomicU64::new(0),
         config: Mutex::new(config),
     });
-    let mut worker = Processing {
-        commands: rx,
-        capture: None,
-        to_48k: passthrough(),
-        input: vec![0.0; 8192],
-        reference,
-        render_frame: [0.0; PROCESSING_FRAME],
-        apm,
-        meter: LevelMeter::new(),
-        pending: [0; FRAME_SAMPLES],
-        half: false,
-        voice: false,
-        out: None,
-        shared: shared.clone(),
-        playout,
-        frames: 0,
-    };
+    let mut worker = Processing::new(rx, apm, reference, playout, shared.clone());
     let handle = std::thread::Builder::new()
         .name("estrade-microphone".into())
         .spawn(move || worker.run())
@@ -124,9 +116,40 @@ struct Processing {
     shared: Arc<MicShared>,
     playout: Arc<PlayoutCounters>,
     frames: u32,
+    /// When the current microphone was attached, and how many samples it gave since.
+    attached_at: Instant,
+    captured: u64,
 }
 
 impl Processing {
+    fn new(
+        commands: Receiver<MicCommand>,
+        apm: Box<dyn AudioProcessor>,
+        reference: rtrb::Consumer<f32>,
+        playout: Arc<PlayoutCounters>,
+        shared: Arc<MicShared>,
+    ) -> Self {
+        Self {
+            commands,
+            capture: None,
+            to_48k: passthrough(),
+            input: vec![0.0; 8192],
+            reference,
+            render_frame: [0.0; PROCESSING_FRAME],
+            apm,
+            meter: LevelMeter::new(),
+            pending: [0; FRAME_SAMPLES],
+            half: false,
+            voice: false,
+            out: None,
+            shared,
+            playout,
+            frames: 0,
+            attached_at: Instant::now(),
+            captured: 0,
+        }
+    }
+
     fn run(&mut self) {
         loop {
             std::thread::park_timeout(IDLE_WAKE);
@@ -170,6 +193,8 @@ impl Processing {
                     self.input.resize(self.to_48k.max_needed(), 0.0);
                 }
                 self.capture = Some(stream);
+                self.attached_at = Instant::now();
+                self.captured = 0;
             }
             MicCommand::Detach => {
                 self.capture = None;
@@ -197,15 +222,40 @@ impl Processing {
             self.input[..a.len()].copy_from_slice(a);
             self.input[a.len()..need].copy_from_slice(b);
             chunk.commit_all();
+            self.captured += need as u64;
+            let rate = capture.rate;
             let capture_latency = capture.counters.latency_us.load(Ordering::Relaxed);
+            // Microphone frames still waiting after this one (the thread fell behind).
+            let behind = capture.samples.slots() / need.max(1);
             let mut frame = [0f32; PROCESSING_FRAME];
             self.to_48k.process(&self.input[..need], &mut frame);
-            self.process(&mut frame, capture_latency);
+            if self.frames.is_multiple_of(REPORT_EVERY) {
+                // What the device delivered: processed, and still in the ring.
+                let delivered = self.captured + (behind * need) as u64;
+                let open_us = self.attached_at.elapsed().as_micros() as u64;
+                let got_us = delivered.saturating_mul(1_000_000) / u64::from(rate.max(1));
+                self.shared
+                    .shortfall_us
+                    .store(open_us.saturating_sub(got_us), Ordering::Relaxed);
+            }
+            self.process(&mut frame, capture_latency, behind);
         }
     }
 
-    fn process(&mut self, frame: &mut ProcessingFrame, capture_latency_us: u32) {
-        while let Ok(chunk) = self.reference.read_chunk(PROCESSING_FRAME) {
+    /// `behind`: microphone frames waiting after this one. As many far-end frames stay
+    /// queued: when this thread catches up after a stall, both streams piled up, and handing
+    /// the canceller the whole far-end backlog before the first late microphone frame would
+    /// make the echo look up to the stall's length earlier than it is (on a simulated 1 s
+    /// stall the echo then came back for a second: the test below).
+    fn process(&mut self, frame: &mut ProcessingFrame, capture_latency_us: u32, behind: usize) {
+        if behind > 0 {
+            self.shared.frames_late.fetch_add(1, Ordering::Relaxed);
+        }
+        let queued = self.reference.slots() / PROCESSING_FRAME;
+        for _ in 0..queued.saturating_sub(behind) {
+            let Ok(chunk) = self.reference.read_chunk(PROCESSING_FRAME) else {
+                break;
+            };
             let (a, b) = chunk.as_slices();
             self.render_frame[..a.len()].copy_from_slice(a);
             self.render_frame[a.len()..].copy_from_slice(b);
@@ -311,4 +361,117 @@ impl AudioSource for MicrophoneSource {
 /// A new subscription's channel.
 pub(crate) fn subscription() -> (mpsc::Sender<MicFrame>, mpsc::Receiver<MicFrame>) {
     mpsc::channel(FRAMES_QUEUE)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use estrade_media::SonoraProcessor;
+
+    use super::*;
+    use crate::capture::{CaptureCounters, StreamHandle, SyntheticStop};
+
+    /// Deterministic speech-like noise: 400 ms on, 400 on, 400 off.
+    fn far_end(k: usize, seed: &mut u32, low: &mut f32) -> ProcessingFrame {
+        std::array::from_fn(|_| {
+            *seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let white = (*seed >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0;
+            *low += 0.2 * (white - *low);
+            if (k / 40) % 3 != 2 { 0.3 * *low } else { 0.0 }
+        })
+    }
+
+    fn energy_db(samples: impl Iterator<Item = f32>) -> f64 {
+        let (mut e, mut n) = (0.0f64, 0usize);
+        for s in samples {
+            e += f64::from(s) * f64::from(s);
+            n += 1;
+        }
+        10.0 * (e / n.max(1) as f64 + 1e-20).log10()
+    }
+
+    /// The thread stops for a second (a busy machine) while the speakers and the microphone
+    /// go on; when it catches up, the far end is handed over in step with the microphone
+    /// frames it explains, and the echo stays cancelled through the catch-up.
+    #[test]
+    fn catching_up_after_a_stall_keeps_the_echo_cancelled() {
+        const ECHO_FRAMES: usize = 6;
+        const STALL: std::ops::Range<usize> = 300..400;
+        let (reference_tx, reference_rx) = rtrb::RingBuffer::new(48_000 * 2);
+        let (capture_tx, capture_rx) = rtrb::RingBuffer::new(48_000 * 2);
+        let (mut reference_tx, mut capture_tx) = (reference_tx, capture_tx);
+        let (_commands, commands_rx) = crossbeam_channel::bounded(1);
+        let shared = Arc::new(MicShared {
+            levels: watch::Sender::new(AudioLevel::SILENT),
+            stats: Mutex::new(ProcessingStats::default()),
+            frames_dropped: AtomicU64::new(0),
+            frames_late: AtomicU64::new(0),
+            shortfall_us: AtomicU64::new(0),
+            config: Mutex::new(ProcessingConfig::ALL),
+        });
+        let mut worker = Processing::new(
+            commands_rx,
+            Box::new(SonoraProcessor::new(ProcessingConfig::ALL)),
+            reference_rx,
+            Arc::new(PlayoutCounters::default()),
+            shared.clone(),
+        );
+        worker.capture = Some(CaptureStream {
+            rate: SAMPLE_RATE,
+            samples: capture_rx,
+            counters: Arc::new(CaptureCounters::default()),
+            _handle: StreamHandle::Synthetic(SyntheticStop(Arc::new(AtomicBool::new(false)))),
+        });
+        let (out, mut processed) = mpsc::channel(1000);
+        worker.out = Some(out);
+
+        let (mut seed, mut low) = (1u32, 0.0f32);
+        let mut played = Vec::new();
+        let mut heard = Vec::new();
+        for k in 0..700 {
+            // Every 10 ms the speakers take a frame and the microphone delivers one.
+            let far = far_end(k, &mut seed, &mut low);
+            played.push(far);
+            let mic: ProcessingFrame = match k.checked_sub(ECHO_FRAMES) {
+                Some(j) => std::array::from_fn(|i| 0.3 * played[j][i]),
+                None => [0.0; PROCESSING_FRAME],
+            };
+            heard.push(mic);
+            for s in far {
+                reference_tx.push(s).unwrap();
+            }
+            for s in mic {
+                capture_tx.push(s).unwrap();
+            }
+            if !STALL.contains(&k) {
+                worker.drain_capture();
+            }
+        }
+        let mut sent = Vec::new();
+        while let Ok(frame) = processed.try_recv() {
+            sent.extend(frame.pcm.iter().map(|&s| f32::from(s) / 32_768.0));
+        }
+        assert_eq!(sent.len(), 700 * PROCESSING_FRAME);
+        let window = |from: usize, to: usize| from * PROCESSING_FRAME..to * PROCESSING_FRAME;
+        let removed = |from, to| {
+            let mic: Vec<f32> = heard.iter().flatten().copied().collect();
+            energy_db(mic[window(from, to)].iter().copied())
+                - energy_db(sent[window(from, to)].iter().copied())
+        };
+        assert!(
+            removed(200, 300) > 30.0,
+            "converged before: {:.1} dB",
+            removed(200, 300)
+        );
+        // The frames processed late, in a burst, and the second after.
+        for (from, to) in [(300, 400), (400, 500)] {
+            let r = removed(from, to);
+            assert!(
+                r > 30.0,
+                "frames {from}..{to}: only {r:.1} dB of echo removed"
+            );
+        }
+        assert!(shared.frames_late.load(Ordering::Relaxed) >= 99);
+    }
 }

@@ -18,8 +18,9 @@ use cpal::{FromSample, SizedSample};
 use estrade_media::clock::spawn_clock;
 use estrade_media::{FRAME_SAMPLES, MixFrame, Mixer, MonoResampler, SAMPLE_RATE};
 
-use crate::capture::{OPEN_TIMEOUT, StreamHandle, SyntheticStop, buffer_size};
-use crate::device::{AudioDeviceInfo, DeviceError};
+use crate::capture::{OPEN_TIMEOUT, StreamHandle, SyntheticStop};
+use crate::device::{AudioDeviceInfo, DeviceError, Direction};
+use crate::stream_config::{self, with_sample_type};
 
 /// What the speakers play, whichever device that is.
 pub(crate) struct PlayoutState {
@@ -265,35 +266,14 @@ pub(crate) fn open(
         device: info.id.clone(),
         source,
     };
-    let supported = device.default_output_config().map_err(open_error)?;
-    let (rate, channels) = (supported.sample_rate(), supported.channels());
     // 10 ms device buffers: PulseAudio then keeps 20 ms queued (tlength = 2 buffers).
-    let config = cpal::StreamConfig {
-        channels,
-        sample_rate: rate,
-        buffer_size: buffer_size(supported.buffer_size(), rate),
-    };
-    let render = Render::new(playout, &flags, counters, usize::from(channels), rate)?;
-    let format = if takes_f32(&device) {
-        cpal::SampleFormat::F32
-    } else {
-        supported.sample_format()
-    };
-    let stream = match format {
-        cpal::SampleFormat::F32 => build::<f32>(&device, config, render, on_error),
-        cpal::SampleFormat::I16 => build::<i16>(&device, config, render, on_error),
-        cpal::SampleFormat::I32 => build::<i32>(&device, config, render, on_error),
-        cpal::SampleFormat::U16 => build::<u16>(&device, config, render, on_error),
-        cpal::SampleFormat::U8 => build::<u8>(&device, config, render, on_error),
-        cpal::SampleFormat::I8 => build::<i8>(&device, config, render, on_error),
-        cpal::SampleFormat::F64 => build::<f64>(&device, config, render, on_error),
-        format => {
-            return Err(DeviceError::UnsupportedFormat {
-                device: info.id.clone(),
-                format,
-            });
-        }
-    }
+    let (config, format) = stream_config::choose(&device, Direction::Output).map_err(open_error)?;
+    let (rate, channels) = (config.sample_rate, usize::from(config.channels));
+    let render = Render::new(playout, &flags, counters, channels, rate)?;
+    let stream = with_sample_type!(format,
+        T => build::<T>(&device, config, render, on_error),
+        format => return Err(DeviceError::UnsupportedFormat { device: info.id.clone(), format })
+    )
     .map_err(open_error)?;
     stream.play().map_err(open_error)?;
     Ok(OutputStream {
@@ -301,19 +281,6 @@ pub(crate) fn open(
         active: flags.active,
         started: flags.started,
         _handle: StreamHandle::Cpal(stream, host),
-    })
-}
-
-fn takes_f32(device: &cpal::Device) -> bool {
-    let Ok(default) = device.default_output_config() else {
-        return false;
-    };
-    device.supported_output_configs().is_ok_and(|mut configs| {
-        configs.any(|c| {
-            c.sample_format() == cpal::SampleFormat::F32
-                && c.channels() == default.channels()
-                && (c.min_sample_rate()..=c.max_sample_rate()).contains(&default.sample_rate())
-        })
     })
 }
 
