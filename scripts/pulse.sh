@@ -13,10 +13,12 @@
 #   loopback estrade_speaker.monitor → micmix, 50 ms, −10 dB: the echo of the speaker in
 #                            the room, as on a laptop without headphones
 #   loopback estrade_nearend.monitor → micmix, 20 ms: the talker reaching the microphone
-# Both loopbacks keep a fixed latency (adjust_time=0): every device here runs on the same
-# clock, and the loopback's own rate controller otherwise slews the echo delay (measured:
-# 0.2–0.3 ms per second, and once 40 ms in 10 s, which no echo canceller follows). A fixed
-# delay is a laptop's speaker and microphone; drift is measured apart, in the bench.
+# The echo loopback keeps a fixed latency (adjust_time=0): every device here runs on the
+# same clock, and the loopback's own rate controller otherwise slews the echo delay
+# (measured: 0.2–0.3 ms per second, and once 40 ms in 10 s, which no echo canceller
+# follows). A fixed delay is a laptop's speaker and microphone; drift is measured apart, in
+# the bench. The talker's loopback keeps its controller: without it the talker's own path
+# grew from 40 ms to 260 ms within a bench run.
 # ESTRADE_PULSE_ECHO_MS / ESTRADE_PULSE_ECHO_DB change the echo path.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -59,7 +61,7 @@ start() {
     latency_msec="$ECHO_MS" adjust_time=0 source_dont_move=true sink_dont_move=true \
     sink_input_properties=media.name=echo >/dev/null
   "${q[@]}" module-loopback source=estrade_nearend.monitor sink=estrade_micmix \
-    latency_msec=20 adjust_time=0 source_dont_move=true sink_dont_move=true \
+    latency_msec=20 source_dont_move=true sink_dont_move=true \
     sink_input_properties=media.name=talker >/dev/null
   "${q[@]}" module-remap-source master=estrade_micmix.monitor source_name=estrade_mic \
     source_properties=device.description=Estrade_microphone >/dev/null

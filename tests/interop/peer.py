@@ -286,7 +286,8 @@ async def main():
     args.add_argument("--wav", help="publish this raw 48 kHz mono s16le recording (looped) instead of tone bursts")
     args.add_argument("--levels", action="store_true", help="report the level of what is heard, per 100 ms")
     args.add_argument("--mic", help="publish this device (libwebrtc's own audio device module, its processing on) instead of a synthetic microphone")
-    args.add_argument("--speaker", help="play what is heard on this device (libwebrtc's audio device module)")
+    args.add_argument("--speaker", help="play what is heard on this device (libwebrtc's audio device module; in SDK 1.2.1 it plays on the system default whatever is chosen)")
+    args.add_argument("--listen-only", action="store_true", help="publish nothing")
 
     opts = args.parse_args()
     if opts.join_bench:
@@ -349,13 +350,14 @@ async def main():
         source = platform.create_audio_source(rtc.PlatformAudioOptions())
     else:
         source = rtc.AudioSource(RATE, 1, queue_size_ms=50)
-    track = rtc.LocalAudioTrack.create_audio_track("microphone", source)
-    await room.local_participant.publish_track(
-        track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-    )
+    if not opts.listen_only:
+        track = rtc.LocalAudioTrack.create_audio_track("microphone", source)
+        await room.local_participant.publish_track(
+            track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        )
     stop = asyncio.Event()
-    if opts.mic:
-        pass  # the device is the microphone
+    if opts.mic or opts.listen_only:
+        pass  # the device is the microphone, or nothing is sent
     elif opts.wav:
         tasks.append(asyncio.ensure_future(publish_file(source, opts.wav, stop)))
     else:

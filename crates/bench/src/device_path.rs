@@ -204,10 +204,31 @@ async fn ours(a: &Grant, b: &Grant, seconds: u64, skip: usize) -> anyhow::Result
 }
 
 async fn libwebrtc(a: &Grant, b: &Grant, seconds: u64, skip: usize) -> anyhow::Result<Vec<f64>> {
+    // libwebrtc's device module (SDK 1.2.1) played on the system default speaker whatever
+    // `set_playout_device` chose (measured: the listener's sink stayed silent): the
+    // listener's sink is the default for this row.
+    pactl(&["set-default-sink", LISTENER])?;
+    let result = libwebrtc_on_default(a, b, seconds, skip).await;
+    pactl(&["set-default-sink", "estrade_speaker"])?;
+    result
+}
+
+async fn libwebrtc_on_default(
+    a: &Grant,
+    b: &Grant,
+    seconds: u64,
+    skip: usize,
+) -> anyhow::Result<Vec<f64>> {
     // Each peer stays `seconds` after its start (it also waits to see the other).
     let secs = (seconds + 2).to_string();
     let listener = crate::reference::command(b)?
-        .args(["--speaker", LISTENER_NAME, "--seconds", &secs])
+        .args([
+            "--speaker",
+            LISTENER_NAME,
+            "--listen-only",
+            "--seconds",
+            &secs,
+        ])
         .spawn()
         .context("the Python peer")?;
     let sender = crate::reference::command(a)?
@@ -219,10 +240,15 @@ async fn libwebrtc(a: &Grant, b: &Grant, seconds: u64, skip: usize) -> anyhow::R
     let talker = Talker::start(880.0)?;
     tokio::time::sleep(Duration::from_secs(seconds + 1)).await;
     drop(talker);
-    tokio::try_join!(
+    let (_, heard) = tokio::try_join!(
         crate::reference::report(sender),
         crate::reference::report(listener)
     )?;
+    // What the listener's SDK decoded (besides what its device module played).
+    let bursts = heard["heard"][a.identity.0.as_str()]["latencies_ms"]
+        .as_array()
+        .map_or(0, Vec::len);
+    eprintln!("  libwebrtc's listener decoded {bursts} bursts from the sender");
     Ok(from_the_microphone(&recording, &room_mic, skip))
 }
 
