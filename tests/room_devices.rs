@@ -167,8 +167,8 @@ async fn a_call_on_a_real_microphone_and_speaker_with_the_python_sdk() {
 }
 
 /// The far end (the Python SDK) speaks; its voice plays on our speaker and echoes into our
-/// microphone. With processing on, what it hears back from us is our talker and little of
-/// itself; off, its own voice comes back.
+/// microphone. With processing on (from the pre-join's speaker test on), what it hears back
+/// from us is our talker and little of itself; off, its own voice comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs livekit-server, PulseAudio and the Python SDK: scripts/test.sh provides them"]
 async fn the_far_end_does_not_hear_itself_back_through_our_echo() {
@@ -182,76 +182,20 @@ async fn the_far_end_does_not_hear_itself_back_through_our_echo() {
     );
     let mut quiet = Vec::new();
     for config in [ProcessingConfig::ALL, ProcessingConfig::NONE] {
-        let (devserver, backend) = devserver(Config::default()).await;
-        let (room, devices, ours) = join_on_devices(&backend, config).await;
-        // What the canceller and the devices said each second, for a failure's message.
-        let trace = Arc::new(Mutex::new(Vec::new()));
-        let tracing = {
-            let (devices, trace) = (devices.clone(), trace.clone());
-            tokio::spawn(async move {
-                let start = Instant::now();
-                loop {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    let (_, p) = devices.processing();
-                    let d = devices.stats();
-                    trace.lock().unwrap().push(format!(
-                        "t={:.0}s: echo delay {:?} ms, ERLE {:?} dB, microphone shortfall {:?}, late frames {}",
-                        start.elapsed().as_secs_f64(),
-                        p.delay_ms,
-                        p.erle_db.map(f64::round),
-                        d.microphone_shortfall,
-                        d.processing_frames_late,
-                    ));
-                }
-            })
-        };
-        let talker = pulse::play(
-            "estrade_nearend",
-            &pulse::bursts(880.0, 0.3, 16.0, 48_000),
-            48_000,
-        );
-        let student = join_grant(&backend, "lea.dubois@estrade.example").await;
-        let report = start_peer(
-            &student,
-            &[
-                "--wav",
-                far.to_str().unwrap(),
-                "--levels",
-                "--seconds",
-                "14",
-            ],
-        )
-        .await
-        .unwrap();
-        drop(talker);
-        tracing.abort();
-        let trace = trace.lock().unwrap().join("\n");
-        let heard = &report["heard"][ours.as_str()];
-        let freqs = floats(&heard["frequencies_hz"]);
-        let talker = freqs.iter().filter(|f| (*f - 880.0).abs() < 40.0).count();
-        assert!(
-            talker >= 8,
-            "{config:?}: the talker is heard: {report}\n{trace}"
-        );
-        if config == ProcessingConfig::ALL {
-            // Only the talker: the echo of its own voice made no bursts of its own.
-            assert!(mostly_at(&freqs, 880.0), "{config:?}: {report}\n{trace}");
+        let mut call = echo_call(config, &far).await;
+        // The virtual path itself glitched (the microphone lost audio, or the room's
+        // loopback underran: both move the echo under the canceller, and both are the
+        // machine's, measured apart from what is asserted): one more call, said aloud.
+        if let (Some(failure), Some(glitch)) = (&call.failure, &call.glitch) {
+            eprintln!(
+                "{config:?}: the audio path glitched ({glitch}); once more. It failed: {failure}"
+            );
+            call = echo_call(config, &far).await;
         }
-        // Between the bursts (400 ms of each 500) only the echo is left: the quieter
-        // 60 % of the 100 ms levels, after 4 s (the canceller converges in about 2).
-        let mut levels = floats(&heard["levels_db"]);
-        assert!(levels.len() > 60, "{report}");
-        levels.drain(..40);
-        levels.sort_by(f64::total_cmp);
-        let between = levels[levels.len() * 3 / 10];
-        eprintln!(
-            "{config:?}: between the talker's bursts the far end hears {between:.1} dBFS ({:?})\n{trace}",
-            devices.stats()
-        );
-        quiet.push(between);
-        room.leave().await;
-        drop(devices);
-        devserver.shutdown().await;
+        if let Some(failure) = call.failure {
+            panic!("{failure}");
+        }
+        quiet.push(call.between);
     }
     let (on, off) = (quiet[0], quiet[1]);
     assert!(
@@ -263,4 +207,131 @@ async fn the_far_end_does_not_hear_itself_back_through_our_echo() {
         "processing removed only {:.1} dB of echo",
         off - on
     );
+}
+
+/// One call of the echo test, and what went wrong in it (`failure`), and whether the
+/// virtual audio path glitched meanwhile (`glitch`).
+struct EchoCall {
+    between: f64,
+    failure: Option<String>,
+    glitch: Option<String>,
+}
+
+/// Lines of PulseAudio's log saying a loopback underran (its delay then changed).
+fn loopback_underruns() -> usize {
+    let cache = std::env::var("ESTRADE_CACHE").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/estrade",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    std::fs::read_to_string(format!("{cache}/run/pulse/pulse.log"))
+        .map(|log| log.matches("Too many underruns").count())
+        .unwrap_or(0)
+}
+
+async fn echo_call(config: ProcessingConfig, far: &std::path::Path) -> EchoCall {
+    let underruns_before = loopback_underruns();
+    let (devserver, backend) = devserver(Config::default()).await;
+    let (room, devices, ours) = join_on_devices(&backend, config).await;
+    // What the canceller and the devices said each second, for a failure's message.
+    let trace = Arc::new(Mutex::new(Vec::new()));
+    let worst_shortfall = Arc::new(Mutex::new(Duration::ZERO));
+    let tracing = {
+        let (devices, trace, worst) = (devices.clone(), trace.clone(), worst_shortfall.clone());
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let mut first = None;
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let (_, p) = devices.processing();
+                let d = devices.stats();
+                // Counted from the first second: the stream's start is not a loss.
+                let base = *first.get_or_insert(d.microphone_shortfall);
+                let lost = d.microphone_shortfall.saturating_sub(base);
+                let mut w = worst.lock().unwrap();
+                *w = (*w).max(lost);
+                trace.lock().unwrap().push(format!(
+                    "t={:.0}s: echo delay {:?} ms, ERLE {:?} dB, microphone shortfall {:?}, late frames {}",
+                    start.elapsed().as_secs_f64(),
+                    p.delay_ms,
+                    p.erle_db.map(f64::round),
+                    d.microphone_shortfall,
+                    d.processing_frames_late,
+                ));
+            }
+        })
+    };
+    // The pre-join's speaker test, as the app plays it before a class: the canceller
+    // learns the room from speech alone. (Started cold under the talker's bursts, it
+    // once locked onto a wrong delay for 8 s in CI.)
+    devices.play_test_sound().unwrap();
+    let test_sound = estrade_devices::sounds::speaker_test().len() as f64 / 48_000.0;
+    tokio::time::sleep(Duration::from_secs_f64(test_sound + 0.5)).await;
+    let talker = pulse::play(
+        "estrade_nearend",
+        &pulse::bursts(880.0, 0.3, 16.0, 48_000),
+        48_000,
+    );
+    let student = join_grant(&backend, "lea.dubois@estrade.example").await;
+    let report = start_peer(
+        &student,
+        &[
+            "--wav",
+            far.to_str().unwrap(),
+            "--levels",
+            "--seconds",
+            "14",
+        ],
+    )
+    .await
+    .unwrap();
+    drop(talker);
+    tracing.abort();
+    let trace = trace.lock().unwrap().join("\n");
+    let heard = &report["heard"][ours.as_str()];
+    let freqs = floats(&heard["frequencies_hz"]);
+    let talker = freqs.iter().filter(|f| (*f - 880.0).abs() < 40.0).count();
+    // Between the bursts (400 ms of each 500) only the echo is left: the quieter 60 % of
+    // the 100 ms levels, after 4 s.
+    let mut levels = floats(&heard["levels_db"]);
+    assert!(levels.len() > 60, "{report}");
+    levels.drain(..40);
+    levels.sort_by(f64::total_cmp);
+    let between = levels[levels.len() * 3 / 10];
+    eprintln!(
+        "{config:?}: between the talker's bursts the far end hears {between:.1} dBFS ({:?})\n{trace}",
+        devices.stats()
+    );
+    let failure = if talker < 8 {
+        Some(format!(
+            "{config:?}: the talker is heard: {report}\n{trace}"
+        ))
+    } else if config == ProcessingConfig::ALL && !mostly_at(&freqs, 880.0) {
+        // Only the talker: the echo of its own voice made no bursts of its own.
+        Some(format!(
+            "{config:?}: its own voice came back: {report}\n{trace}"
+        ))
+    } else if config == ProcessingConfig::ALL && between > -46.0 {
+        Some(format!(
+            "{config:?}: {between:.1} dBFS of echo between the bursts (−31 without processing)\n{trace}"
+        ))
+    } else {
+        None
+    };
+    let lost = *worst_shortfall.lock().unwrap();
+    let underruns = loopback_underruns().saturating_sub(underruns_before);
+    let glitch = (lost >= Duration::from_millis(5) || underruns > 0).then(|| {
+        format!(
+            "the microphone lost {lost:?} of audio; the room's loopbacks underran {underruns} times"
+        )
+    });
+    room.leave().await;
+    drop(devices);
+    devserver.shutdown().await;
+    EchoCall {
+        between,
+        failure,
+        glitch,
+    }
 }
