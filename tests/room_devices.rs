@@ -217,21 +217,8 @@ struct EchoCall {
     glitch: Option<String>,
 }
 
-/// Lines of PulseAudio's log saying a loopback underran (its delay then changed).
-fn loopback_underruns() -> usize {
-    let cache = std::env::var("ESTRADE_CACHE").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/estrade",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    std::fs::read_to_string(format!("{cache}/run/pulse/pulse.log"))
-        .map(|log| log.matches("Too many underruns").count())
-        .unwrap_or(0)
-}
-
 async fn echo_call(config: ProcessingConfig, far: &std::path::Path) -> EchoCall {
-    let underruns_before = loopback_underruns();
+    let underruns_before = pulse::loopback_underruns();
     let (devserver, backend) = devserver(Config::default()).await;
     let (room, devices, ours) = join_on_devices(&backend, config).await;
     // What the canceller and the devices said each second, for a failure's message.
@@ -320,7 +307,7 @@ async fn echo_call(config: ProcessingConfig, far: &std::path::Path) -> EchoCall 
         None
     };
     let lost = *worst_shortfall.lock().unwrap();
-    let underruns = loopback_underruns().saturating_sub(underruns_before);
+    let underruns = pulse::loopback_underruns().saturating_sub(underruns_before);
     let glitch = (lost >= Duration::from_millis(5) || underruns > 0).then(|| {
         format!(
             "the microphone lost {lost:?} of audio; the room's loopbacks underran {underruns} times"

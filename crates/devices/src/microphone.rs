@@ -61,6 +61,19 @@ pub(crate) struct MicShared {
     pub config: Mutex<ProcessingConfig>,
 }
 
+impl MicShared {
+    fn new(config: ProcessingConfig) -> Self {
+        Self {
+            levels: watch::Sender::new(AudioLevel::SILENT),
+            stats: Mutex::new(ProcessingStats::default()),
+            frames_dropped: AtomicU64::new(0),
+            frames_late: AtomicU64::new(0),
+            shortfall_us: AtomicU64::new(0),
+            config: Mutex::new(config),
+        }
+    }
+}
+
 pub(crate) struct MicThread {
     pub commands: Sender<MicCommand>,
     pub thread: Thread,
@@ -74,14 +87,7 @@ pub(crate) fn spawn(
 ) -> Result<MicThread, DeviceError> {
     let config = apm.config();
     let (commands, rx) = crossbeam_channel::bounded(16);
-    let shared = Arc::new(MicShared {
-        levels: watch::Sender::new(AudioLevel::SILENT),
-        stats: Mutex::new(ProcessingStats::default()),
-        frames_dropped: AtomicU64::new(0),
-        frames_late: AtomicU64::new(0),
-        shortfall_us: AtomicU64::new(0),
-        config: Mutex::new(config),
-    });
+    let shared = Arc::new(MicShared::new(config));
     let mut worker = Processing::new(rx, apm, reference, playout, shared.clone());
     let handle = std::thread::Builder::new()
         .name("estrade-microphone".into())
@@ -402,14 +408,7 @@ mod tests {
         let (capture_tx, capture_rx) = rtrb::RingBuffer::new(48_000 * 2);
         let (mut reference_tx, mut capture_tx) = (reference_tx, capture_tx);
         let (_commands, commands_rx) = crossbeam_channel::bounded(1);
-        let shared = Arc::new(MicShared {
-            levels: watch::Sender::new(AudioLevel::SILENT),
-            stats: Mutex::new(ProcessingStats::default()),
-            frames_dropped: AtomicU64::new(0),
-            frames_late: AtomicU64::new(0),
-            shortfall_us: AtomicU64::new(0),
-            config: Mutex::new(ProcessingConfig::ALL),
-        });
+        let shared = Arc::new(MicShared::new(ProcessingConfig::ALL));
         let mut worker = Processing::new(
             commands_rx,
             Box::new(SonoraProcessor::new(ProcessingConfig::ALL)),

@@ -14,6 +14,21 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     TURN.lock().await
 }
 
+/// How often the server has logged that a loopback underran (each time its delay grew):
+/// scripts/pulse.sh keeps the log beside the socket's directory.
+pub fn loopback_underruns() -> usize {
+    let server = std::env::var("PULSE_SERVER").unwrap_or_default();
+    let Some(run) = std::path::Path::new(server.trim_start_matches("unix:"))
+        .ancestors()
+        .nth(3)
+    else {
+        return 0;
+    };
+    std::fs::read_to_string(run.join("pulse.log"))
+        .map(|log| log.matches("Too many underruns").count())
+        .unwrap_or(0)
+}
+
 pub fn pactl(args: &[&str]) -> String {
     let out = Command::new("pactl")
         .args(args)
