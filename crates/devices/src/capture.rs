@@ -35,6 +35,11 @@ pub(crate) enum StreamHandle {
         #[expect(dead_code, reason = "held, never read: dropping it stops the clock")]
         SyntheticStop,
     ),
+    #[cfg(target_os = "linux")]
+    Pulse(
+        #[expect(dead_code, reason = "held, never read: dropping it closes the stream")]
+        crate::pulse_record::PulseRecord,
+    ),
 }
 
 /// Stops a synthetic device's clock thread when dropped.
@@ -83,6 +88,26 @@ pub(crate) fn open(
             _handle: handle,
         });
     };
+    // PulseAudio microphones through its own protocol (pulse_record.rs says why).
+    #[cfg(target_os = "linux")]
+    if let Some(name) = info.id.0.strip_prefix("pulseaudio:") {
+        let mut on_error = on_error;
+        let on_lost = move |why: String| {
+            on_error(cpal::Error::with_message(
+                cpal::ErrorKind::DeviceNotAvailable,
+                why,
+            ))
+        };
+        let (rate, record) =
+            crate::pulse_record::open(info, name, producer, wake, counters.clone(), on_lost)?;
+        drop((device, host));
+        return Ok(CaptureStream {
+            rate,
+            samples,
+            counters,
+            _handle: StreamHandle::Pulse(record),
+        });
+    }
     let open_error = |source: cpal::Error| {
         if source.kind() == cpal::ErrorKind::PermissionDenied {
             DeviceError::PermissionDenied(info.id.clone())

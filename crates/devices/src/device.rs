@@ -89,6 +89,12 @@ pub enum DeviceError {
     },
     #[error("access to {0} was denied (check the system's privacy settings)")]
     PermissionDenied(AudioDeviceId),
+    #[error("{device} could not be opened through PulseAudio")]
+    Pulse {
+        device: AudioDeviceId,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("a thread for audio could not be started")]
     Thread(#[source] std::io::Error),
     #[error("the audio resampler could not be set up")]
@@ -105,7 +111,7 @@ impl DeviceError {
             DeviceError::List(_) => "audio_list_failed",
             DeviceError::NotFound(_) => "audio_device_not_found",
             DeviceError::NoDefault(_) => "audio_no_device",
-            DeviceError::Open { .. } => "audio_open_failed",
+            DeviceError::Open { .. } | DeviceError::Pulse { .. } => "audio_open_failed",
             DeviceError::UnsupportedFormat { .. } => "audio_unsupported_format",
             DeviceError::PermissionDenied(_) => "audio_permission_denied",
             DeviceError::Thread(_) | DeviceError::Resampler(_) | DeviceError::Stopped => {

@@ -18,6 +18,8 @@ mod capture;
 mod device;
 mod microphone;
 mod playout;
+#[cfg(target_os = "linux")]
+mod pulse_record;
 pub mod sounds;
 mod stream_config;
 mod watch;

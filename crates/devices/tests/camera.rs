@@ -14,10 +14,9 @@ use estrade_media::synthetic_video;
 use estrade_media::{I420Frame, PixelFormat, VideoSource};
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../media/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    // At run time, as in the media crate's tests (pixel_formats.rs says why).
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo test");
+    let path = format!("{dir}/../media/tests/fixtures/{name}");
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

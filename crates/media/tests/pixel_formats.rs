@@ -9,7 +9,10 @@ const W: u32 = 64;
 const H: u32 = 48;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    // At run time: a test binary built in another checkout sharing the target directory
+    // (cargo fingerprints workspace paths relatively) would look in that checkout.
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo test");
+    let path = format!("{dir}/tests/fixtures/{name}");
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
