@@ -168,3 +168,66 @@ async fn an_expired_token_fails_with_the_servers_reason() {
         "{forged:?}"
     );
 }
+
+/// Commands never wait on the event stream: an application that stops reading its events
+/// for ten seconds (while 400 chat messages pour in, more than the channel holds) still
+/// leaves at once, and afterwards reads every message, in order, then `Disconnected`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs livekit-server: scripts/test.sh starts it"]
+async fn leaving_does_not_wait_for_an_application_that_stopped_reading() {
+    const MESSAGES: usize = 400;
+    let (devserver, backend) = devserver(Config::default()).await;
+    let (trainer, mut trainer_events) = join_as(&backend, seed::DEMO_TRAINER_EMAIL).await;
+    let (student, mut student_events) = join_as(&backend, STUDENT).await;
+    wait_for(&mut trainer_events, "the trainer's media", media_connected).await;
+    wait_for(&mut student_events, "the student's media", media_connected).await;
+    wait_for(&mut trainer_events, "the student in the roster", |e| {
+        matches!(e, RoomEvent::Session(SessionEvent::ParticipantJoined(_))).then_some(())
+    })
+    .await;
+    // From here the student's application reads nothing.
+    let sending = tokio::spawn(async move {
+        for i in 0..MESSAGES {
+            trainer.send_chat(format!("message {i}")).await.unwrap();
+        }
+        trainer
+    });
+    let trainer = sending.await.unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), student.leave())
+        .await
+        .expect("leave completes while nobody reads the events");
+    eprintln!("left in {:?} with the events unread", started.elapsed());
+
+    let mut texts = Vec::new();
+    let mut last = None;
+    while let Ok(Some(e)) =
+        tokio::time::timeout(Duration::from_secs(5), student_events.recv()).await
+    {
+        if let Some((_, text)) = chat(&e) {
+            texts.push(text);
+        }
+        last = Some(e);
+    }
+    assert_eq!(texts.len(), MESSAGES, "every message, none twice");
+    assert!(
+        texts
+            .iter()
+            .enumerate()
+            .all(|(i, t)| *t == format!("message {i}")),
+        "in order"
+    );
+    assert!(
+        matches!(
+            last,
+            Some(RoomEvent::Session(SessionEvent::Disconnected {
+                reason: DisconnectReason::ClientInitiated,
+                ..
+            }))
+        ),
+        "Disconnected last: {last:?}"
+    );
+    trainer.leave().await;
+    devserver.shutdown().await;
+}

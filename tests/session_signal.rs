@@ -11,6 +11,7 @@ use estrade_backend::Backend;
 use estrade_devserver::{Config, seed};
 use estrade_session::{DisconnectReason, Session, SessionEvent, SessionState};
 use futures_util::{SinkExt as _, StreamExt as _};
+use livekit_protocol as lk;
 use tokio_tungstenite::tungstenite::Message;
 
 /// One participant: a socket and its session, stepped by hand.
@@ -164,6 +165,88 @@ async fn the_session_follows_a_real_room() {
             ..
         })
     ));
+    trainer.leave().await;
+    devserver.shutdown().await;
+}
+
+impl Peer {
+    /// Asks the server to set our own attribute `key` (what a modified client could send),
+    /// and returns the server's answer to that request.
+    async fn set_own_attribute(&mut self, key: &str, value: &str, request_id: u32) -> i32 {
+        use prost::Message as _;
+        let request = lk::SignalRequest {
+            message: Some(lk::signal_request::Message::UpdateMetadata(
+                lk::UpdateParticipantMetadata {
+                    attributes: [(key.to_owned(), value.to_owned())].into(),
+                    request_id,
+                    ..Default::default()
+                },
+            )),
+        };
+        self.ws
+            .send(Message::Binary(request.encode_to_vec().into()))
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("the server answers the request");
+            let Some(Ok(Message::Binary(b))) = msg else {
+                continue;
+            };
+            let response = lk::SignalResponse::decode(&b[..]).expect("a SignalResponse");
+            if let Some(lk::signal_response::Message::RequestResponse(r)) = &response.message
+                && r.request_id == request_id
+            {
+                return r.reason;
+            }
+            let _ = self.session.handle_frame(Instant::now(), &b);
+        }
+    }
+}
+
+/// The role attribute is the server's to set: a student's client that tries to make
+/// itself a trainer is refused by livekit-server, and the others still see a student.
+/// (The lead trainer keeps the grant: its own update is accepted, so the refusal is the
+/// token's doing, not a request the server would refuse anyway.)
+#[tokio::test]
+#[ignore = "needs livekit-server: scripts/test.sh starts it"]
+async fn a_student_cannot_make_itself_a_trainer() {
+    let (devserver, backend) = devserver(Config::default()).await;
+    let mut trainer = Peer::join(&backend, seed::DEMO_TRAINER_EMAIL).await;
+    let mut student = Peer::join(&backend, "lea.dubois@estrade.example").await;
+    let sid = student.session.local().unwrap().sid.clone();
+    trainer
+        .until(
+            "the student",
+            |e| matches!(e, SessionEvent::ParticipantJoined(p) if p.sid == sid),
+        )
+        .await;
+    let refused = student
+        .set_own_attribute("estrade.role", "trainer", 41)
+        .await;
+    assert_eq!(
+        refused,
+        lk::request_response::Reason::NotAllowed as i32,
+        "the student's self-promotion"
+    );
+    let accepted = trainer.set_own_attribute("estrade.note", "lead", 42).await;
+    assert_eq!(accepted, lk::request_response::Reason::Ok as i32);
+
+    // What the trainer's roster says of her, once the server has had time to spread it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), trainer.until("nothing", |_| false)).await;
+    let seen = trainer
+        .session
+        .participant(&sid)
+        .expect("the student is in the trainer's roster")
+        .clone();
+    assert_eq!(
+        seen.attributes.get("estrade.role").map(String::as_str),
+        Some("student")
+    );
+    student.leave().await;
     trainer.leave().await;
     devserver.shutdown().await;
 }

@@ -21,6 +21,15 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 /// Refresh a little before expiry so a request never leaves with a dying token.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
+/// The longest an access token is trusted without a refresh, whatever the server says
+/// (its `expires_in` is remote input: `u64::MAX` seconds must not overflow an `Instant`).
+const MAX_ACCESS_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// When an access token said to live `expires_in` seconds from `now` is to be refreshed.
+fn access_expiry(now: Instant, expires_in: u64) -> Instant {
+    let lifetime = Duration::from_secs(expires_in).min(MAX_ACCESS_LIFETIME);
+    now.checked_add(lifetime).unwrap_or(now)
+}
 
 /// An unauthenticated connection to one backend.
 #[derive(Clone)]
@@ -212,7 +221,7 @@ impl SignedIn {
             tokens: Arc::new(Mutex::new(Tokens {
                 access: Secret::new(t.access_token),
                 refresh: Secret::new(t.refresh_token),
-                access_expires: Instant::now() + Duration::from_secs(t.expires_in),
+                access_expires: access_expiry(Instant::now(), t.expires_in),
             })),
             sink: None,
         }
@@ -422,7 +431,7 @@ impl SignedIn {
         let fresh = self.backend.refresh(&t.refresh).await?;
         t.access = Secret::new(fresh.access_token);
         t.refresh = Secret::new(fresh.refresh_token);
-        t.access_expires = Instant::now() + Duration::from_secs(fresh.expires_in);
+        t.access_expires = access_expiry(Instant::now(), fresh.expires_in);
         if let Some(sink) = &self.sink {
             sink.refresh_token_rotated(&fresh.user, &t.refresh).await;
         }

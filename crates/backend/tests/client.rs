@@ -294,6 +294,27 @@ async fn broken_answers_are_typed_errors() {
     }
 }
 
+/// A token said to live for ever (`u64::MAX` seconds) signs in; it is refreshed within a
+/// day like any other rather than overflowing the clock.
+#[tokio::test]
+async fn an_absurd_token_lifetime_is_capped() {
+    let body = serde_json::json!({
+        "access_token": "a",
+        "refresh_token": "r",
+        "token_type": "Bearer",
+        "expires_in": u64::MAX,
+        "user": {"id": "7", "name": "Léa", "email": LEA, "role": "student"},
+    });
+    let backend = broken_server(http(
+        "200 OK",
+        "application/json",
+        body.to_string().as_bytes(),
+    ))
+    .await;
+    let signed_in = backend.login(LEA, &demo_password()).await.unwrap();
+    assert_eq!(signed_in.user().email, LEA);
+}
+
 #[tokio::test]
 async fn an_endless_answer_is_cut_off() {
     let body = vec![b' '; 5 * 1024 * 1024];

@@ -1,9 +1,10 @@
 //! `estrade-cli`: Estrade without a window. Joins through the organization's backend
 //! (`--backend --email --session`, password in ESTRADE_PASSWORD) or straight to LiveKit
-//! (`--url` with a token in ESTRADE_TOKEN, or `--api-key`/`--api-secret` to mint one per
-//! bot), publishes a synthetic microphone and camera, decodes remote cameras, sends chat, and prints every event as a JSON
-//! line on stdout (`{"bot": i, "t_ms": …, "event": …}`). `--bots N` runs N participants in
-//! one process, for demos and load tests. Secrets come from the environment, never argv.
+//! (`--url` with a token in ESTRADE_TOKEN, or `--api-key` with ESTRADE_API_SECRET to mint
+//! one per bot), publishes a synthetic microphone and camera, decodes remote cameras, sends
+//! chat, and prints every event as a JSON line on stdout (`{"bot": i, "t_ms": …, "event": …}`). `--bots N` runs N participants in
+//! one process, for demos and load tests. Secrets come from the environment, never argv,
+//! and are removed from it once read (see `secrets.rs`).
 //! Real devices: `--list-devices`, `--mic`, `--speaker`, `--camera-device` (with echo
 //! cancellation, noise suppression and gain control unless `--no-aec/--no-ns/--no-agc`);
 //! commands on stdin, one per line (see `commands.rs`): mute, camera off, mic/speaker
@@ -12,6 +13,7 @@
 mod commands;
 mod devices;
 mod json;
+mod secrets;
 mod video;
 
 use std::time::{Duration, Instant};
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use estrade_backend::api::SessionId;
-use estrade_backend::{Backend, BackendUrl, Secret};
+use estrade_backend::{Backend, BackendUrl};
 use estrade_devices::ProcessingConfig;
 use estrade_engine::synthetic::ToneBursts;
 use estrade_engine::synthetic_video::TestPattern;
@@ -29,13 +31,26 @@ use estrade_engine::{
 use serde_json::json;
 use tokio::sync::broadcast;
 
+use crate::secrets::Secrets;
+
+/// Where `--help` tells the secrets go, since none of them is a flag.
+const SECRETS_HELP: &str = "\
+Secrets are read from the environment, never from the command line (where other users and
+shell history would see them), and removed from it once read:
+  ESTRADE_PASSWORD    the backend account's password (with --backend)
+  ESTRADE_TOKEN       a LiveKit access token (with --url)
+  ESTRADE_API_SECRET  the LiveKit API secret (with --url and --api-key)";
+
+/// The command line. Holds no secret (see [`Secrets`]), so `Debug` is safe.
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "Headless Estrade: join, publish synthetic media, print events as JSON lines"
+    about = "Headless Estrade: join, publish synthetic media, print events as JSON lines",
+    after_help = SECRETS_HELP
 )]
 struct Args {
-    /// The organization's backend (https://…, or http:// on loopback).
+    /// The organization's backend (https://…, or http:// on loopback); the password is
+    /// read from ESTRADE_PASSWORD.
     #[arg(long, requires_all = ["email", "session"], conflicts_with = "url")]
     backend: Option<String>,
     #[arg(long)]
@@ -43,18 +58,14 @@ struct Args {
     /// The live session to join (its id in the backend).
     #[arg(long)]
     session: Option<String>,
-    #[arg(long, env = "ESTRADE_PASSWORD", hide_env_values = true)]
-    password: Option<String>,
-    /// A LiveKit URL, to join without the backend.
+    /// A LiveKit URL, to join without the backend (with a token in ESTRADE_TOKEN, or
+    /// --api-key).
     #[arg(long)]
     url: Option<String>,
-    #[arg(long, env = "ESTRADE_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// With --url: mint a token per bot (identities bot-1…bot-N) instead of ESTRADE_TOKEN.
-    #[arg(long, requires_all = ["api_secret", "room"])]
+    /// With --url: mint a token per bot (identities bot-1…bot-N) instead of ESTRADE_TOKEN,
+    /// signed with the API secret in ESTRADE_API_SECRET.
+    #[arg(long, requires = "room")]
     api_key: Option<String>,
-    #[arg(long, env = "ESTRADE_API_SECRET", hide_env_values = true)]
-    api_secret: Option<String>,
     #[arg(long)]
     room: Option<String>,
     /// How many participants to run (more than one needs --api-key).
@@ -88,8 +99,9 @@ struct Args {
     /// Send this chat message once connected and someone else is in the room.
     #[arg(long)]
     say: Option<String>,
-    /// Publish a synthetic camera (the stamped test pattern) of this size, e.g. 1280x720.
-    #[arg(long, value_parser = video::parse_size)]
+    /// Publish a synthetic camera (the stamped test pattern) of this size, e.g. 1280x720
+    /// (even width and height).
+    #[arg(long, value_parser = video::parse_camera_size)]
     camera: Option<(u32, u32)>,
     /// The camera's codec: h264 (the default: lower latency, measured) or vp8.
     #[arg(long, default_value = "h264")]
@@ -108,9 +120,24 @@ struct Args {
     seconds: Option<u64>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Synchronous on purpose: the secrets are taken out of the environment while this process
+/// still has a single thread, and only then is the tokio runtime (and its threads) started.
+fn main() -> anyhow::Result<()> {
+    // SAFETY: nothing has started a thread yet: std starts none before `main`, nothing
+    // linked into this binary starts one from a static initializer (strace shows no clone
+    // before the runtime is built), and the runtime and every other thread (stdin, devices,
+    // cameras) come after this line.
+    let secrets = unsafe { secrets::take_from_env() }?;
+    secrets::refuse_on_command_line(std::env::args_os())?;
     let args = Args::parse();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("the tokio runtime")?
+        .block_on(run(args, secrets))
+}
+
+async fn run(args: Args, secrets: Secrets) -> anyhow::Result<()> {
     if args.list_devices {
         print_line(devices::list().await?);
         return Ok(());
@@ -129,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
     if device_args.any() && args.bots != 1 {
         bail!("--mic, --speaker and --camera-device are for one participant (--bots 1)");
     }
-    let joins = join_options(&args).await?;
+    let joins = join_options(&args, &secrets).await?;
     let commands = stdin_commands();
     let started = Instant::now();
     let mut local = Some(devices::open(&device_args).await?);
@@ -176,7 +203,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// One `JoinOptions` per bot.
-async fn join_options(args: &Args) -> anyhow::Result<Vec<JoinOptions>> {
+async fn join_options(args: &Args, secrets: &Secrets) -> anyhow::Result<Vec<JoinOptions>> {
     let options = |url: String, token: String| JoinOptions {
         url,
         token,
@@ -187,13 +214,10 @@ async fn join_options(args: &Args) -> anyhow::Result<Vec<JoinOptions>> {
         if args.bots != 1 {
             bail!("--bots needs --url with --api-key (one backend account is one participant)");
         }
-        let password = args.password.as_deref().context("set ESTRADE_PASSWORD")?;
+        let password = secrets.password.as_ref().context("set ESTRADE_PASSWORD")?;
         let backend = Backend::new(BackendUrl::parse(backend)?)?;
         let user = backend
-            .login(
-                args.email.as_deref().unwrap_or_default(),
-                &Secret::new(password),
-            )
+            .login(args.email.as_deref().unwrap_or_default(), password)
             .await?;
         let grant = user
             .join_session(&SessionId(args.session.clone().unwrap_or_default()))
@@ -204,12 +228,13 @@ async fn join_options(args: &Args) -> anyhow::Result<Vec<JoinOptions>> {
         .url
         .clone()
         .context("give --backend (with --email, --session) or --url")?;
-    match (&args.api_key, &args.token) {
+    match (&args.api_key, &secrets.token) {
         (Some(key), _) => {
-            let secret = args
+            let secret = secrets
                 .api_secret
-                .as_deref()
-                .context("set ESTRADE_API_SECRET")?;
+                .as_ref()
+                .context("set ESTRADE_API_SECRET")?
+                .expose();
             let room = args.room.as_deref().unwrap_or_default();
             (1..=args.bots)
                 .map(|i| {
@@ -220,7 +245,7 @@ async fn join_options(args: &Args) -> anyhow::Result<Vec<JoinOptions>> {
                 })
                 .collect()
         }
-        (None, Some(token)) if args.bots == 1 => Ok(vec![options(url, token.clone())]),
+        (None, Some(token)) if args.bots == 1 => Ok(vec![options(url, token.expose().to_owned())]),
         (None, Some(_)) => bail!("--bots needs --api-key: one token is one participant"),
         (None, None) => bail!("give a token in ESTRADE_TOKEN, or --api-key and ESTRADE_API_SECRET"),
     }
@@ -306,6 +331,25 @@ async fn run_bot(bot: Bot, mut options: JoinOptions) -> anyhow::Result<()> {
         options.video_output = Some(std::sync::Arc::new(screen.clone()));
     }
     let camera = media.camera?;
+    // Before joining, as `--camera` is checked when parsed: a size the encoder cannot take
+    // would fail on every frame once published (devices offer only even sizes today, but
+    // that is the devices crate's choice, not this one's guarantee).
+    let device_camera = match device_camera {
+        Some(source) => {
+            let format = source.format();
+            let size = (format.width, format.height);
+            let settings = video::camera_settings(size, &media.codec, media.simulcast)
+                .with_context(|| format!("--camera-device {}", source.id().as_str()))?;
+            Some((
+                source,
+                CameraSettings {
+                    fps: format.fps,
+                    ..settings
+                },
+            ))
+        }
+        None => None,
+    };
     let (room, mut events) = estrade_engine::join(options).await?;
     if let Some(freq) = media.tone {
         room.publish_microphone(ToneBursts::new(freq)).await?;
@@ -319,18 +363,8 @@ async fn run_bot(bot: Bot, mut options: JoinOptions) -> anyhow::Result<()> {
         )
         .await?;
     }
-    if let Some(source) = device_camera {
-        let format = source.format();
-        let settings =
-            video::camera_settings((format.width, format.height), &media.codec, media.simulcast)?;
-        room.publish_camera(
-            source,
-            CameraSettings {
-                fps: format.fps,
-                ..settings
-            },
-        )
-        .await?;
+    if let Some((source, settings)) = device_camera {
+        room.publish_camera(source, settings).await?;
     }
     let stop = tokio::time::sleep(seconds.map_or(Duration::MAX / 4, Duration::from_secs));
     tokio::pin!(stop);
@@ -412,4 +446,36 @@ async fn run_bot(bot: Bot, mut options: JoinOptions) -> anyhow::Result<()> {
 
 fn print_line(line: serde_json::Value) {
     println!("{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    /// Were a secret a flag again (or read by clap from the environment), it would be in
+    /// argv or in `Args`, whose `Debug` prints everything.
+    #[test]
+    fn no_flag_takes_a_secret() {
+        for arg in Args::command().get_arguments() {
+            let id = arg.get_id().as_str();
+            assert!(arg.get_env().is_none(), "--{id} reads the environment");
+            assert!(
+                !["password", "token", "api_secret"].contains(&id),
+                "--{id} is a secret"
+            );
+        }
+        let args =
+            Args::try_parse_from(["estrade-cli", "--url", "ws://x", "--api-key", "k"]).unwrap_err();
+        assert!(args.to_string().contains("--room"), "{args}");
+    }
+
+    #[test]
+    fn help_says_where_the_secrets_go() {
+        let help = Args::command().render_long_help().to_string();
+        for var in secrets::SecretVar::ALL {
+            assert!(help.contains(var.env()), "{help}");
+        }
+    }
 }

@@ -232,6 +232,9 @@ async fn bad_invocations_fail_clearly_without_echoing_secrets() {
     for (flag, value, says) in [
         ("--camera", "720p", "WIDTHxHEIGHT"),
         ("--camera", "99999x10", "3840x2160"),
+        // Odd sizes used to be taken, then failed on every frame once published.
+        ("--camera", "641x360", "width and height must be even"),
+        ("--camera", "640x361", "width and height must be even"),
     ] {
         let mut c = cli();
         c.args(["--url", "ws://127.0.0.1:9", flag, value]);
@@ -257,4 +260,65 @@ async fn bad_invocations_fail_clearly_without_echoing_secrets() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("wrong-password"), "{stderr}");
     server.shutdown().await;
+}
+
+/// Secrets on the command line are readable by every local user and kept by shell history:
+/// refused, before anything else, without repeating the value, pointing at the variable.
+#[tokio::test]
+async fn secrets_on_the_command_line_are_refused_without_echoing_them() {
+    for (args, var) in [
+        (&["--password", "hunter2"][..], "ESTRADE_PASSWORD"),
+        (&["--password=hunter2"], "ESTRADE_PASSWORD"),
+        (
+            &["--url", "ws://127.0.0.1:9", "--token", "hunter2"],
+            "ESTRADE_TOKEN",
+        ),
+        (
+            &[
+                "--url",
+                "ws://127.0.0.1:9",
+                "--api-key",
+                "k",
+                "--room",
+                "r",
+                "--api-secret",
+                "hunter2",
+            ],
+            "ESTRADE_API_SECRET",
+        ),
+    ] {
+        let mut c = cli();
+        c.args(args);
+        let (out, lines) = run(c).await;
+        assert!(!out.status.success(), "{args:?}");
+        assert!(lines.is_empty(), "{args:?}: {lines:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("hunter2"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("not taken on the command line"),
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains(var), "{args:?}: {stderr}");
+    }
+
+    // --api-key without its secret: said, now that clap no longer knows the secret.
+    let mut c = cli();
+    c.args(["--url", "ws://127.0.0.1:9", "--api-key", "k", "--room", "r"])
+        .env_remove("ESTRADE_API_SECRET");
+    let (out, _) = run(c).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("set ESTRADE_API_SECRET"), "{stderr}");
+}
+
+/// `--help` lists the variables the secrets are read from, since they are no flags.
+#[test]
+fn help_names_the_secret_variables() {
+    let out = cli().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for var in ["ESTRADE_PASSWORD", "ESTRADE_TOKEN", "ESTRADE_API_SECRET"] {
+        assert!(help.contains(var), "{help}");
+    }
+    assert!(!help.contains("--password"), "{help}");
 }

@@ -23,7 +23,11 @@ pub fn video_grants(role: SessionRole, room: &str) -> VideoGrants {
         can_subscribe: Some(true),
         can_publish_data: Some(true),
         can_publish_sources: sources.iter().map(|s| (*s).to_owned()).collect(),
-        can_update_own_metadata: Some(true),
+        // The role is a participant attribute: whoever may update their own attributes
+        // may make themselves a trainer in everyone's eyes (tried on livekit-server
+        // 1.13.5). Only the lead trainer keeps it; hands and the like go through the
+        // backend, which asks the server.
+        can_update_own_metadata: Some(role == SessionRole::Trainer),
         // Moderation (mute others, remove participants) in a later issue.
         room_admin: role == SessionRole::Trainer,
         ..Default::default()
@@ -88,6 +92,7 @@ mod tests {
             vec!["microphone".to_owned()]
         );
         assert!(!claims.video.room_admin);
+        assert_eq!(claims.video.can_update_own_metadata, Some(false));
         assert_eq!(
             claims.attributes.get(ROLE_ATTRIBUTE).map(String::as_str),
             Some("student")

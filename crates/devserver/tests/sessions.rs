@@ -240,7 +240,11 @@ async fn join_mints_a_livekit_token_with_the_role_grants() {
         assert_eq!(claims.video.can_publish_sources, sources);
         assert_eq!(claims.video.can_publish_data, Some(true));
         assert_eq!(claims.video.can_subscribe, Some(true));
-        assert_eq!(claims.video.can_update_own_metadata, Some(true));
+        assert_eq!(
+            claims.video.can_update_own_metadata,
+            Some(admin),
+            "only the lead"
+        );
         assert_eq!(claims.video.room_admin, admin);
         let ttl = claims.exp as i64 - claims.nbf as i64;
         assert!((7190..=7210).contains(&ttl), "2 h lifetime, got {ttl} s");

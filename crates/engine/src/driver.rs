@@ -12,8 +12,8 @@ use estrade_rtc::{
     VideoCodec,
 };
 use estrade_session::{
-    ChatError, ChatMessage, ParticipantSid, RtcCommand, Session, SessionEvent, SessionState,
-    SignalTarget, TrackKind, TrackSettings, TrackSid, TrackSource, VideoLayer,
+    ChatError, ChatMessage, ParticipantSid, RtcCommand, Session, SessionState, SignalTarget,
+    TrackKind, TrackSettings, TrackSid, TrackSource, VideoLayer,
 };
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -27,6 +27,10 @@ use crate::video::{self, VideoOutput};
 
 /// Closing the socket politely must not hold the room open.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Events the application has not taken yet, beyond the channel's own capacity. Past
+/// this the room stops reading the network (the server's socket backs up, not our
+/// memory) but still serves commands: `leave` never waits on the application.
+const OUTBOX_CAP: usize = 1024;
 
 pub(crate) enum Command {
     Publish {
@@ -56,6 +60,12 @@ pub(crate) enum Command {
     /// A media task has something to tell the application (in order with the rest). Boxed:
     /// rare, and an event is much larger than the other commands.
     Notice(Box<RoomEvent>),
+    /// A pump stopped on its own (its source ended, it failed): end that publication.
+    PumpEnded {
+        source: TrackSource,
+        track: LocalTrack,
+        reason: crate::events::LocalTrackEndReason,
+    },
 }
 
 /// What `join` set up before the room task takes over.
@@ -86,8 +96,11 @@ pub(crate) struct Driver {
     video_output: Option<Arc<dyn VideoOutput>>,
     /// Our microphone and camera, when published.
     published: Vec<Publication>,
-    /// The engine's own events, emitted (in order, waiting if need be) on the next flush.
+    /// The engine's own events, emitted (in order) on the next flush.
     pending: VecDeque<RoomEvent>,
+    /// Events emitted while the channel was full, oldest first: delivered as the
+    /// application makes room, never dropped, never waited for.
+    outbox: VecDeque<RoomEvent>,
 }
 
 /// What to publish.
@@ -133,6 +146,7 @@ impl Driver {
             video_output,
             published: Vec::new(),
             pending: VecDeque::new(),
+            outbox: VecDeque::new(),
         }
     }
 
@@ -147,14 +161,27 @@ impl Driver {
                 .session
                 .poll_timeout()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            // The application far behind: the network waits, commands do not.
+            let reading = self.outbox.len() < OUTBOX_CAP;
+            // A handle of its own: the permit must not borrow `self` while an arm runs.
+            let events = self.events.clone();
             tokio::select! {
                 command = self.commands.recv() => match command {
                     Some(command) => self.handle_command(command).await,
                     // Every handle is gone: nobody can use the room any more.
                     None => self.session.leave(),
                 },
-                message = self.ws.next() => self.handle_signal(message),
-                Some(event) = self.rtc_events.recv() => self.handle_rtc(event),
+                permit = events.reserve(), if !self.outbox.is_empty() => match permit {
+                    Ok(permit) => {
+                        if let Some(event) = self.outbox.pop_front() {
+                            permit.send(event);
+                        }
+                    }
+                    // Nobody listens any more.
+                    Err(_) => self.outbox.clear(),
+                },
+                message = self.ws.next(), if reading => self.handle_signal(message),
+                Some(event) = self.rtc_events.recv(), if reading => self.handle_rtc(event),
                 _ = tokio::time::sleep_until(wake.into()) => self.session.handle_timeout(Instant::now()),
             }
         }
@@ -165,6 +192,18 @@ impl Driver {
         self.published.clear();
         for done in self.leaving.drain(..) {
             let _ = done.send(());
+        }
+        // What the application has not taken yet (`Disconnected` last) still reaches it,
+        // whenever it reads; the room itself is closed already.
+        if !self.outbox.is_empty() {
+            let (events, outbox) = (self.events, self.outbox);
+            tokio::spawn(async move {
+                for event in outbox {
+                    if events.send(event).await.is_err() {
+                        break;
+                    }
+                }
+            });
         }
     }
 
@@ -195,6 +234,21 @@ impl Driver {
                 self.session.leave();
             }
             Command::Notice(event) => self.pending.push_back(*event),
+            Command::PumpEnded {
+                source,
+                track,
+                reason,
+            } => {
+                // Only if it is still that track (not one published since).
+                let at = self
+                    .published
+                    .iter()
+                    .position(|p| p.source == source && p.track.same_as(&track));
+                if let Some(at) = at {
+                    let ended = self.end_publication(at, reason).await;
+                    self.pending.push_back(ended);
+                }
+            }
         }
     }
 
@@ -284,8 +338,13 @@ impl Driver {
                 }
             }
             (_, Some(output), TrackKind::Video, Some(identity)) => {
+                let published = self
+                    .session
+                    .participant(&participant)
+                    .and_then(|p| p.tracks.iter().find(|t| t.sid == sid))
+                    .map_or((0, 0), |t| (t.width, t.height));
                 let sink = output.open(&identity, &sid);
-                tokio::spawn(video::play_remote_video(track, sink));
+                tokio::spawn(video::play_remote_video(track, sink, published));
             }
             // Nobody to play it to (or video, not decoded yet): read and discard so the
             // stack's buffers do not fill up.
@@ -373,24 +432,33 @@ impl Driver {
             self.media_connected = true;
             self.emit(RoomEvent::MediaConnected {
                 after: self.started.elapsed(),
-            })
-            .await;
+            });
         }
         while let Some(event) = self.pending.pop_front() {
-            self.emit(event).await;
+            self.emit(event);
         }
         while let Some(event) = self.session.poll_event() {
-            if let SessionEvent::LocalTrackPublished { cid, track } = &event {
-                self.local_track_published(cid, &track.sid);
+            let obeyed = self.obey_server(&event).await;
+            self.emit(RoomEvent::Session(event));
+            if let Some(obeyed) = obeyed {
+                self.emit(obeyed);
             }
-            self.emit(RoomEvent::Session(event)).await;
         }
     }
 
-    async fn emit(&mut self, event: RoomEvent) {
-        // Bounded: a slow application slows the room down instead of growing memory. If it
-        // dropped the receiver, nobody is listening and the event has nowhere to go.
-        let _ = self.events.send(event).await;
+    /// Hands `event` to the application, or queues it behind the ones it has not taken.
+    /// Never waits: a command (`leave`) must not depend on the application reading.
+    fn emit(&mut self, event: RoomEvent) {
+        if !self.outbox.is_empty() {
+            self.outbox.push_back(event);
+            return;
+        }
+        match self.events.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(event)) => self.outbox.push_back(event),
+            // Nobody listens: the event has nowhere to go.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
     }
 
     fn reject(&mut self, why: String) {

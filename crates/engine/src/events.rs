@@ -24,7 +24,40 @@ pub enum RoomEvent {
     /// About a second of voice reached the published microphone while it was muted: tell
     /// the user they are muted. Said once per muted stretch (again after 15 s of talking).
     SpokeWhileMuted,
+    /// One of our tracks was muted: by us (`set_*_enabled(false)`) or by the server (a
+    /// trainer muted us; `by_server`). Nothing is sent from it from now on. After a server
+    /// mute, unmuting is the user's decision (`set_*_enabled(true)`).
+    LocalTrackMuted {
+        source: estrade_session::TrackSource,
+        by_server: bool,
+    },
+    /// One of our tracks was unmuted by us.
+    LocalTrackUnmuted {
+        source: estrade_session::TrackSource,
+    },
+    /// One of our publications ended without our asking: the server ended or refused it
+    /// (its source no longer allowed, a moderator, a refused AddTrackRequest), or its
+    /// source ended or its encoder failed. Its pump has stopped and the track is off the
+    /// connection; publishing the source again is allowed (once the permission is back).
+    LocalTrackEnded {
+        source: estrade_session::TrackSource,
+        reason: LocalTrackEndReason,
+    },
     /// A message from the server could not be used (malformed, unexpected, a broken chat
     /// stream). The room goes on; this is reported rather than dropped silently.
     MessageRejected(String),
+}
+
+/// Why the server ended one of our publications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LocalTrackEndReason {
+    /// The server unpublished it (a moderator, or a permission taken away).
+    Unpublished,
+    /// The server refused to publish it, with its reason.
+    Refused(String),
+    /// Its source ended (a device lost, a file played out).
+    SourceEnded(String),
+    /// The encoder or the connection failed under it.
+    Failed(String),
 }

@@ -22,10 +22,10 @@ mod video;
 
 pub use audio::AudioOutput;
 pub use estrade_media::{
-    AudioFrame, AudioSource, I420Frame, PlayoutStats, Pulled, RemoteAudio, VideoCodec, VideoSink,
-    VideoSource, synthetic, synthetic_video,
+    AudioFrame, AudioSource, FRAME_SAMPLES, I420Frame, PlayoutStats, Pulled, RemoteAudio,
+    SourceEnded, VideoCodec, VideoSink, VideoSource, synthetic, synthetic_video,
 };
-pub use events::RoomEvent;
+pub use events::{LocalTrackEndReason, RoomEvent};
 pub use recorder::{FrameRecorder, Heard, PulseRecorder, Seen};
 pub use room::{CommandError, JoinError, JoinOptions, Room, RoomEvents, join};
 pub use signal::ConnectError;

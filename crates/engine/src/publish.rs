@@ -4,11 +4,14 @@
 //! the media without renegotiation; unpublishing removes the track and renegotiates.
 
 use estrade_rtc::LocalTrack;
-use estrade_session::{TrackKind, TrackRequest, TrackSid, TrackSource};
+use estrade_session::{
+    ParticipantSid, SessionEvent, TrackKind, TrackRequest, TrackSid, TrackSource,
+};
 
 use tokio::sync::watch;
 
 use super::{Driver, Publication, Publishing, new_stream_id};
+use crate::events::{LocalTrackEndReason, RoomEvent};
 use crate::room::CommandError;
 
 impl Driver {
@@ -41,7 +44,7 @@ impl Driver {
             return Err(CommandError::AlreadyPublished);
         }
         let cid = format!("{name}-{}", new_stream_id());
-        self.session.publish_track(TrackRequest {
+        let request = TrackRequest {
             cid: cid.clone(),
             name: name.into(),
             kind,
@@ -54,7 +57,10 @@ impl Driver {
                 .as_ref()
                 .map(|(_, layers)| layers.clone())
                 .unwrap_or_default(),
-        })?;
+        };
+        // Checked, then on the PeerConnection, then asked of the server: the server never
+        // hears of a track we failed to add.
+        self.session.check_publish(&request)?;
         let added = match &video {
             None => self.pcs.add_audio_track(&cid, "estrade").await,
             Some((codec, layers)) => {
@@ -65,6 +71,10 @@ impl Driver {
             }
         };
         let track = added.map_err(|e| CommandError::Media(e.to_string()))?;
+        if let Err(e) = self.session.publish_track(request) {
+            let _ = self.pcs.remove_track(&track).await;
+            return Err(e.into());
+        }
         self.session.renegotiate_publisher();
         let (enabled, enabled_rx) = watch::channel(true);
         self.published.push(Publication {
@@ -109,7 +119,90 @@ impl Driver {
         if let Some(sid) = &publication.sid {
             self.session.set_track_muted(sid, !enabled);
         }
+        self.pending.push_back(if enabled {
+            RoomEvent::LocalTrackUnmuted { source }
+        } else {
+            RoomEvent::LocalTrackMuted {
+                source,
+                by_server: false,
+            }
+        });
         Ok(())
+    }
+
+    /// What the server decided about our own tracks is carried out here, before the
+    /// application hears of it: a server mute stops the pump, an unpublish or a refusal
+    /// stops it and frees the source (a later publish is not "already published").
+    /// Returns what to tell the application, after the session's own event.
+    pub(super) async fn obey_server(&mut self, event: &SessionEvent) -> Option<RoomEvent> {
+        let local = self.session.local().map(|l| l.sid.clone());
+        let ours = |participant: &ParticipantSid| Some(participant) == local.as_ref();
+        match event {
+            SessionEvent::LocalTrackPublished { cid, track } => {
+                self.local_track_published(cid, &track.sid);
+                None
+            }
+            SessionEvent::TrackMuted { participant, track } if ours(participant) => {
+                let p = self
+                    .published
+                    .iter()
+                    .find(|p| p.sid.as_ref() == Some(track))?;
+                // Already muted by us: nothing changes for the user.
+                if !p.enabled.send_replace(false) {
+                    return None;
+                }
+                Some(RoomEvent::LocalTrackMuted {
+                    source: p.source,
+                    by_server: true,
+                })
+            }
+            SessionEvent::TrackUnmuted { participant, track } if ours(participant) => {
+                // Unmuting is the user's decision: if we are muted, the server hears so.
+                let p = self
+                    .published
+                    .iter()
+                    .find(|p| p.sid.as_ref() == Some(track))?;
+                if !*p.enabled.borrow() {
+                    self.session.set_track_muted(track, true);
+                }
+                None
+            }
+            SessionEvent::TrackUnpublished { participant, track } if ours(participant) => {
+                let at = self
+                    .published
+                    .iter()
+                    .position(|p| p.sid.as_ref() == Some(track))?;
+                Some(
+                    self.end_publication(at, LocalTrackEndReason::Unpublished)
+                        .await,
+                )
+            }
+            SessionEvent::LocalTrackPublishFailed { cid, reason } => {
+                let at = self.published.iter().position(|p| p.cid == *cid)?;
+                let reason = LocalTrackEndReason::Refused(reason.clone());
+                Some(self.end_publication(at, reason).await)
+            }
+            _ => None,
+        }
+    }
+
+    /// Drops publication `at` (its pump stops with its `enabled` sender) and takes its
+    /// track off the publisher PC.
+    pub(super) async fn end_publication(
+        &mut self,
+        at: usize,
+        reason: LocalTrackEndReason,
+    ) -> RoomEvent {
+        let publication = self.published.remove(at);
+        if let Err(e) = self.pcs.remove_track(&publication.track).await {
+            // The m-line stays; the server has ended the track anyway.
+            tracing::warn!(error = %e, "could not take an ended track off the connection");
+        }
+        self.session.renegotiate_publisher();
+        RoomEvent::LocalTrackEnded {
+            source: publication.source,
+            reason,
+        }
     }
 
     /// The server accepted one of ours: remember its sid (a mute before this is sent now).

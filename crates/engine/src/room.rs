@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::audio::{self, AudioOutput};
 use crate::driver::{Command, Driver, Joined, Publishing};
-use crate::events::RoomEvent;
+use crate::events::{LocalTrackEndReason, RoomEvent};
 use crate::ice;
 use crate::signal::{self, ConnectError};
 use crate::video::{self, CameraSettings, VideoOutput};
@@ -26,8 +26,9 @@ use crate::video::{self, CameraSettings, VideoOutput};
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `leave` waits for the microphone and camera tasks to stop (one frame each).
 const MEDIA_STOP_TIMEOUT: Duration = Duration::from_secs(2);
-/// Events waiting for the application. When it falls this far behind, the engine waits for
-/// it (nothing is dropped); keep draining.
+/// Events waiting in the channel for the application. Beyond, they wait in the room
+/// (`OUTBOX_CAP` more), and past that the room stops reading the network until the
+/// application catches up. Nothing is dropped, and commands never wait on it.
 const EVENT_CAPACITY: usize = 256;
 const COMMAND_CAPACITY: usize = 32;
 /// Reports from the WebRTC stack (candidates, states, data) waiting for the engine.
@@ -105,6 +106,8 @@ pub struct Room {
     /// The microphone and camera tasks, so `leave` returns once they have stopped (a task
     /// still encoding when the runtime shuts down would panic on its next timer).
     media: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+    /// The tracks we published last, per source: their counters, for [`Room::frames_sent`].
+    sent: Arc<std::sync::Mutex<Vec<(TrackSource, estrade_rtc::LocalTrack)>>>,
 }
 
 /// Joins the room `options` points at.
@@ -175,7 +178,15 @@ pub async fn join(options: JoinOptions) -> Result<(Room, RoomEvents), JoinError>
     );
     tokio::spawn(driver.run());
     let media = Arc::default();
-    Ok((Room { commands, media }, events))
+    let sent = Arc::default();
+    Ok((
+        Room {
+            commands,
+            media,
+            sent,
+        },
+        events,
+    ))
 }
 
 impl Room {
@@ -198,8 +209,8 @@ impl Room {
         let (track, enabled) = self.publish(Publishing::Microphone).await?;
         let notices = self.commands.clone();
         self.track_media(tokio::spawn(async move {
-            let end = audio::pump_microphone(source, track, enabled, notices).await;
-            tracing::info!(?end, "microphone stopped");
+            let end = audio::pump_microphone(source, track.clone(), enabled, notices.clone()).await;
+            pump_ended(&notices, TrackSource::Microphone, track, end).await;
         }));
         Ok(())
     }
@@ -219,9 +230,10 @@ impl Room {
                 layers: layers.clone(),
             })
             .await?;
+        let notices = self.commands.clone();
         self.track_media(tokio::spawn(async move {
-            let end = video::pump_camera(source, settings, layers, track, enabled).await;
-            tracing::info!(?end, "camera stopped");
+            let end = video::pump_camera(source, settings, layers, track.clone(), enabled).await;
+            pump_ended(&notices, TrackSource::Camera, track, end).await;
         }));
         Ok(())
     }
@@ -258,13 +270,30 @@ impl Room {
             .await
     }
 
+    /// Encoded frames sent from the last track published for `source` (0 if none): a
+    /// muted or ended track's count stands still.
+    pub fn frames_sent(&self, source: TrackSource) -> u64 {
+        let sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        sent.iter()
+            .find(|(s, _)| *s == source)
+            .map_or(0, |(_, t)| t.frames_written())
+    }
+
     async fn publish(
         &self,
         what: Publishing,
     ) -> Result<(estrade_rtc::LocalTrack, tokio::sync::watch::Receiver<bool>), CommandError> {
+        let source = match &what {
+            Publishing::Microphone => TrackSource::Microphone,
+            Publishing::Camera { .. } => TrackSource::Camera,
+        };
         let (reply, answer) = oneshot::channel();
         self.command(Command::Publish { what, reply }).await?;
-        answer.await.map_err(|_| CommandError::Closed)?
+        let (track, enabled) = answer.await.map_err(|_| CommandError::Closed)??;
+        let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        sent.retain(|(s, _)| *s != source);
+        sent.push((source, track.clone()));
+        Ok((track, enabled))
     }
 
     async fn unpublish(&self, source: TrackSource) -> Result<(), CommandError> {
@@ -322,6 +351,34 @@ impl Room {
             .await
             .map_err(|_| CommandError::Closed)
     }
+}
+
+/// A pump stopped. Unpublished: the room asked for it, nothing to say. Otherwise (its
+/// source ended, the encoder or the stack failed) the room ends the publication and tells
+/// the application: a track that silently stops sending looks live to everyone else.
+async fn pump_ended(
+    commands: &mpsc::Sender<Command>,
+    source: TrackSource,
+    track: estrade_rtc::LocalTrack,
+    end: audio::PumpEnd,
+) {
+    let reason = match end {
+        audio::PumpEnd::Unpublished => {
+            tracing::debug!(?source, "media stopped: unpublished");
+            return;
+        }
+        audio::PumpEnd::SourceEnded(why) => LocalTrackEndReason::SourceEnded(why),
+        audio::PumpEnd::Failed(why) => LocalTrackEndReason::Failed(why),
+    };
+    tracing::warn!(?source, ?reason, "media stopped");
+    // If the room is gone, so is the publication.
+    let _ = commands
+        .send(Command::PumpEnded {
+            source,
+            track,
+            reason,
+        })
+        .await;
 }
 
 fn unix_ms_now() -> i64 {

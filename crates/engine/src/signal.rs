@@ -19,6 +19,19 @@ const PROTOCOL: u32 = 17;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Server reasons are short texts; a longer body is cut (and never logged in full).
 const MAX_REASON: usize = 300;
+/// The largest signal message we read. A JoinResponse for a class of 300 is ~150 kB;
+/// tungstenite's default (64 MiB a message) is memory a server could make us hold.
+pub(crate) const MAX_SIGNAL_MESSAGE: usize = 1 << 20;
+/// What may wait to be written before sends fail rather than grow (our own messages are
+/// small; this is reached only when the server stops reading).
+const MAX_WRITE_BUFFER: usize = 4 << 20;
+
+fn ws_config() -> tungstenite::protocol::WebSocketConfig {
+    tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_SIGNAL_MESSAGE))
+        .max_frame_size(Some(MAX_SIGNAL_MESSAGE))
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
+}
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -101,7 +114,8 @@ pub(crate) async fn connect(url: &Url, token: &str) -> Result<Ws, ConnectError> 
     request
         .headers_mut()
         .insert(http::header::AUTHORIZATION, bearer);
-    match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
+    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), true);
+    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Err(_) => Err(ConnectError::Timeout(CONNECT_TIMEOUT)),
         Ok(Ok((ws, _))) => Ok(ws),
         Ok(Err(e)) => Err(upgrade_error(e, token)),
@@ -152,7 +166,34 @@ fn reason_text(body: Option<&[u8]>, token: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use futures_util::{SinkExt as _, StreamExt as _};
+
     use super::*;
+
+    /// A server sending a message over the cap: the read fails with a capacity error
+    /// (the session then ends as a lost signal), nothing of that size is buffered.
+    #[tokio::test]
+    async fn an_oversized_signal_message_is_refused() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("ws://{}/rtc", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            let small = tungstenite::Message::Binary(vec![1u8; 1000].into());
+            ws.send(small).await.unwrap();
+            let huge = tungstenite::Message::Binary(vec![0u8; MAX_SIGNAL_MESSAGE + 1].into());
+            let _ = ws.send(huge).await;
+            let _ = ws.flush().await;
+        });
+        let mut ws = connect(&url, "t").await.unwrap();
+        assert!(
+            matches!(ws.next().await, Some(Ok(tungstenite::Message::Binary(b))) if b.len() == 1000)
+        );
+        match ws.next().await {
+            Some(Err(tungstenite::Error::Capacity(_))) => {}
+            other => panic!("expected a capacity error, got {other:?}"),
+        }
+    }
 
     #[test]
     fn builds_the_rtc_url_from_what_the_backend_hands_out() {

@@ -192,7 +192,26 @@ struct VideoStats {
 }
 
 /// Track → frames → VP8 → sink. Ends with the track.
-pub(crate) async fn play_remote_video(track: RemoteTrack, mut sink: Box<dyn VideoSink>) {
+/// How far beyond its published size a remote camera may decode: publishers change
+/// resolution mid-call (and a phone turns), but a 720p track sending 4K keyframes is a
+/// peer inflating our memory.
+fn decode_limit(published: (u32, u32)) -> (u32, u32) {
+    let grow = |side: u32| side.saturating_add(side / 4).saturating_add(16);
+    let (w, h) = published;
+    if w == 0 || h == 0 {
+        // Not said: the decoder's hard cap (4K) holds.
+        return (0, 0);
+    }
+    (grow(w), grow(h))
+}
+
+/// Decodes `track` into `sink`. `published`: the size its publisher announced (0 × 0 if
+/// none), which bounds what is decoded.
+pub(crate) async fn play_remote_video(
+    track: RemoteTrack,
+    mut sink: Box<dyn VideoSink>,
+    published: (u32, u32),
+) {
     let track_id = track.track_id();
     let mut stats = VideoStats::default();
     let decoder = track
@@ -212,6 +231,8 @@ pub(crate) async fn play_remote_video(track: RemoteTrack, mut sink: Box<dyn Vide
             return;
         }
     };
+    let (max_w, max_h) = decode_limit(published);
+    decoder.set_max_size(max_w, max_h);
     let mut frames = track.video_frames(codec);
     let mut picture = I420Frame::new(2, 2);
     let mut waiting_for_key = false;
@@ -249,4 +270,16 @@ pub(crate) async fn play_remote_video(track: RemoteTrack, mut sink: Box<dyn Vide
         }
     }
     tracing::debug!(track = %track_id, ?stats, "remote video ended");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_limit;
+
+    #[test]
+    fn a_remote_camera_decodes_up_to_a_margin_over_its_published_size() {
+        assert_eq!(decode_limit((1280, 720)), (1616, 916));
+        assert_eq!(decode_limit((0, 720)), (0, 0), "unknown: the hard cap");
+        assert_eq!(decode_limit((u32::MAX, 2)), (u32::MAX, 18), "no overflow");
+    }
 }

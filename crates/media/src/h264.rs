@@ -11,9 +11,10 @@ use openh264::encoder::{
 use openh264::formats::YUVSource;
 use openh264::{OpenH264API, Timestamp};
 
+use crate::h264_sps::coded_size;
 use crate::opus_codec::CodecError;
 use crate::video::I420Frame;
-use crate::video_codec::check_size;
+use crate::video_codec::{SizeLimit, check_size};
 
 /// Lets OpenH264 read one of our frames without a copy.
 struct Planes<'a>(&'a I420Frame);
@@ -109,18 +110,28 @@ impl H264Encoder {
 
 pub(crate) struct H264Decoder {
     inner: Decoder,
+    /// In whole macroblocks, as sequence parameter sets announce sizes.
+    limit: SizeLimit,
 }
 
 impl H264Decoder {
     pub fn new() -> Result<Self, CodecError> {
         let inner = Decoder::with_api_config(OpenH264API::from_source(), DecoderConfig::new())
             .map_err(|e| CodecError::Setup(format!("OpenH264 decoder: {e}")))?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            limit: SizeLimit::HARD,
+        })
+    }
+
+    pub fn set_limit(&mut self, limit: SizeLimit) {
+        self.limit = limit.whole_macroblocks();
     }
 
     /// Decodes one Annex B access unit into `out` (resized if the stream's size changed).
     /// `Ok(false)`: nothing to show yet.
     pub fn decode(&mut self, data: &[u8], out: &mut I420Frame) -> Result<bool, CodecError> {
+        check_parameter_sets(data, self.limit)?;
         let decoded = self
             .inner
             .decode(data)
@@ -129,26 +140,42 @@ impl H264Decoder {
             return Ok(false);
         };
         let (w, h) = picture.dimensions();
-        if out.width() as usize != w || out.height() as usize != h {
-            *out = I420Frame::new(w as u32, h as u32);
-        }
-        let (w, h) = (out.width() as usize, out.height() as usize);
+        let (Ok(w), Ok(h)) = (u32::try_from(w), u32::try_from(h)) else {
+            return Err(CodecError::Decode(
+                "H.264: picture size out of range".into(),
+            ));
+        };
+        // OpenH264 has its buffers by now; this holds a limit lowered mid-stream.
+        self.limit.check(w, h)?;
         let (sy, su, sv) = picture.strides();
-        let dst = out.as_bytes_mut();
-        let (dy, rest) = dst.split_at_mut(w * h);
-        let (du, dv) = rest.split_at_mut(w * h / 4);
-        for (src, stride, dst, pw, ph) in [
-            (picture.y(), sy, dy, w, h),
-            (picture.u(), su, du, w / 2, h / 2),
-            (picture.v(), sv, dv, w / 2, h / 2),
-        ] {
-            for row in 0..ph {
-                let line = &src[row * stride..row * stride + pw];
-                dst[row * pw..(row + 1) * pw].copy_from_slice(line);
-            }
-        }
+        out.copy_from_planes(
+            w,
+            h,
+            [(picture.y(), sy), (picture.u(), su), (picture.v(), sv)],
+        );
         Ok(true)
     }
+}
+
+/// Refuses an access unit holding a sequence parameter set (or an SVC subset one, which
+/// OpenH264 also takes) for a picture over `limit`, before OpenH264 allocates its frames
+/// at that size (its own ceiling is level 5.2's 36864 macroblocks, some 14 MB a frame,
+/// times the reference frames). One it cannot read is refused too: what OpenH264 would
+/// make of it is not known.
+fn check_parameter_sets(access_unit: &[u8], limit: SizeLimit) -> Result<(), CodecError> {
+    for nal in nal_units(access_unit) {
+        let Some((&header, sps)) = nal.split_first() else {
+            continue;
+        };
+        if !matches!(header & 0x1f, 7 | 15) {
+            continue;
+        }
+        let (w, h) = coded_size(sps).ok_or_else(|| {
+            CodecError::Decode("H.264: a sequence parameter set we cannot read".into())
+        })?;
+        limit.check(w, h)?;
+    }
+    Ok(())
 }
 
 /// Whether an Annex B access unit holds an IDR slice (NAL type 5): decoding can start here.
@@ -158,25 +185,25 @@ pub(crate) fn is_h264_keyframe(access_unit: &[u8]) -> bool {
 
 /// The NAL unit types of an Annex B stream, in order.
 fn nal_types(stream: &[u8]) -> impl Iterator<Item = u8> + '_ {
-    let mut at = 0;
+    nal_units(stream).filter_map(|nal| nal.first().map(|b| b & 0x1f))
+}
+
+/// The NAL units of an Annex B stream, each from its header byte to the next start code
+/// (00 00 01; a 4-byte start code leaves its leading zero on the unit before, as trailing
+/// zeros). Bytes before the first start code belong to no unit.
+fn nal_units(stream: &[u8]) -> impl Iterator<Item = &[u8]> + '_ {
+    let mut rest = start_code(stream).map(|at| &stream[at + 3..]);
     std::iter::from_fn(move || {
-        while at + 3 < stream.len() {
-            let start = &stream[at..];
-            let header = if start.starts_with(&[0, 0, 1]) {
-                Some(3)
-            } else if start.starts_with(&[0, 0, 0, 1]) {
-                Some(4)
-            } else {
-                None
-            };
-            at += 1;
-            if let Some(len) = header {
-                at += len - 1;
-                return stream.get(at).map(|b| b & 0x1f);
-            }
-        }
-        None
+        let unit = rest?;
+        let end = start_code(unit);
+        rest = end.map(|at| &unit[at + 3..]);
+        Some(&unit[..end.unwrap_or(unit.len())])
     })
+}
+
+/// Where the first 00 00 01 starts (the three bytes are within `stream`).
+fn start_code(stream: &[u8]) -> Option<usize> {
+    stream.windows(3).position(|w| w == [0, 0, 1])
 }
 
 #[cfg(test)]

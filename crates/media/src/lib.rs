@@ -6,6 +6,7 @@
 pub mod audio;
 pub mod clock;
 mod h264;
+mod h264_sps;
 pub mod jitter;
 pub mod level;
 pub mod mix;
@@ -33,4 +34,6 @@ pub use processing::{
 };
 pub use resample::{MonoResampler, ResamplerError};
 pub use video::{I420Frame, VideoSink, VideoSource};
-pub use video_codec::{VideoCodec, VideoDecoder, VideoEncoder};
+pub use video_codec::{
+    MAX_DECODE_HEIGHT, MAX_DECODE_WIDTH, VideoCodec, VideoDecoder, VideoEncoder,
+};

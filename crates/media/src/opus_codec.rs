@@ -14,6 +14,17 @@ pub enum CodecError {
     Encode(String),
     #[error("a packet could not be decoded: {0}")]
     Decode(String),
+    /// A video stream announced a picture over the decoder's limit (either way round):
+    /// refused before the codec allocates for it.
+    #[error(
+        "a {width}x{height} picture is over the decoder's {max_width}x{max_height} limit (either way round)"
+    )]
+    FrameTooLarge {
+        width: u32,
+        height: u32,
+        max_width: u32,
+        max_height: u32,
+    },
 }
 
 pub struct OpusEncoder {

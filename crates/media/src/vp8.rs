@@ -10,7 +10,7 @@ use vpx_sys as vpx;
 
 use crate::opus_codec::CodecError;
 use crate::video::I420Frame;
-use crate::video_codec::check_size;
+use crate::video_codec::{SizeLimit, check_size};
 
 fn check(what: &str, err: vpx::vpx_codec_err_t) -> Result<(), CodecError> {
     if err == vpx::vpx_codec_err_t::VPX_CODEC_OK {
@@ -171,6 +171,7 @@ impl Drop for Vp8Encoder {
 
 pub(crate) struct Vp8Decoder {
     ctx: Box<vpx::vpx_codec_ctx_t>,
+    limit: SizeLimit,
 }
 
 unsafe impl Send for Vp8Decoder {}
@@ -190,13 +191,25 @@ impl Vp8Decoder {
                     vpx::VPX_DECODER_ABI_VERSION as c_int,
                 ),
             )?;
-            Ok(Self { ctx })
+            Ok(Self {
+                ctx,
+                limit: SizeLimit::HARD,
+            })
         }
+    }
+
+    pub fn set_limit(&mut self, limit: SizeLimit) {
+        self.limit = limit;
     }
 
     /// Decodes one VP8 frame into `out` (resized if the stream's size changed). `Ok(false)`:
     /// nothing to show yet.
     pub fn decode(&mut self, data: &[u8], out: &mut I420Frame) -> Result<bool, CodecError> {
+        // libvpx reallocates its frame buffers (several frames) at whatever size a keyframe
+        // announces, up to 16383×16383: check it first.
+        if let Some((w, h)) = keyframe_size(data) {
+            self.limit.check(w, h)?;
+        }
         // SAFETY: libvpx copies what it needs from `data`; the image it returns stays valid
         // until the next decode call, and is copied out before that.
         unsafe {
@@ -216,29 +229,60 @@ impl Vp8Decoder {
                 return Ok(false);
             }
             let img = &*img;
-            let (w, h) = (img.d_w, img.d_h);
-            if out.width() != w || out.height() != h {
-                *out = I420Frame::new(w, h);
-            }
-            let (w, h) = (out.width() as usize, out.height() as usize);
-            let dst = out.as_bytes_mut();
-            let (dy, rest) = dst.split_at_mut(w * h);
-            let (du, dv) = rest.split_at_mut(w * h / 4);
-            for (plane, dst, pw, ph) in
-                [(0, dy, w, h), (1, du, w / 2, h / 2), (2, dv, w / 2, h / 2)]
-            {
-                let stride = img.stride[plane] as usize;
-                for row in 0..ph {
-                    let src = std::slice::from_raw_parts(
-                        img.planes[plane].add(row * stride),
-                        pw.min(stride),
-                    );
-                    dst[row * pw..row * pw + src.len()].copy_from_slice(src);
-                }
-            }
+            // Inter frames carry no size: this holds a limit lowered mid-stream.
+            self.limit.check(img.d_w, img.d_h)?;
+            let planes = image_planes(img)?;
+            out.copy_from_planes(img.d_w, img.d_h, planes);
             Ok(true)
         }
     }
+}
+
+/// The Y, U and V planes of a decoded I420 image, each slice exactly the plane's rows.
+///
+/// # Safety
+///
+/// `img` must be an image libvpx returned and still owns (valid until its next decode).
+unsafe fn image_planes(img: &vpx::vpx_image_t) -> Result<[(&[u8], usize); 3], CodecError> {
+    if img.fmt != vpx::vpx_img_fmt::VPX_IMG_FMT_I420 {
+        return Err(CodecError::Decode(format!("VP8: a {:?} image", img.fmt)));
+    }
+    let (w, h) = (img.d_w as usize, img.d_h as usize);
+    let dims = [
+        (w, h),
+        (w.div_ceil(2), h.div_ceil(2)),
+        (w.div_ceil(2), h.div_ceil(2)),
+    ];
+    let mut planes: [(&[u8], usize); 3] = [(&[], 0); 3];
+    for (p, (pw, ph)) in dims.into_iter().enumerate() {
+        let stride = usize::try_from(img.stride[p])
+            .map_err(|_| CodecError::Decode("VP8: a bottom-up image".into()))?;
+        if ph == 0 || img.planes[p].is_null() {
+            continue;
+        }
+        // The last row ends at the picture's width, not at the stride: read no further.
+        let len = (ph - 1) * stride + pw;
+        // SAFETY: libvpx's plane p holds `ph` rows of `pw` samples, `stride` apart.
+        planes[p] = (
+            unsafe { std::slice::from_raw_parts(img.planes[p], len) },
+            stride,
+        );
+    }
+    Ok(planes)
+}
+
+/// The width and height a VP8 keyframe announces (RFC 6386 §9.1: a 3-byte frame tag whose
+/// bit 0 is 0 on keyframes, the start code 9d 01 2a, then width and height as 16-bit little
+/// endian, each 14 bits of size under a 2-bit upscaling hint that libvpx does not decode
+/// at). `None`: not a keyframe, or too short or broken to be one, which libvpx then refuses
+/// or decodes at the current size. The bytes libvpx's own peek (`vp8_peek_si`) reads.
+pub(crate) fn keyframe_size(frame: &[u8]) -> Option<(u32, u32)> {
+    let header: &[u8; 10] = frame.get(..10)?.try_into().ok()?;
+    if !is_vp8_keyframe(frame) || header[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let dim = |lo: u8, hi: u8| u32::from(u16::from_le_bytes([lo, hi]) & 0x3fff);
+    Some((dim(header[6], header[7]), dim(header[8], header[9])))
 }
 
 impl Drop for Vp8Decoder {
@@ -256,10 +300,62 @@ pub(crate) fn is_vp8_keyframe(frame: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     // Round trips, sizes and timings: video_codec.rs tests both codecs the same way.
+
+    /// A keyframe's first ten bytes for `width × height` (no upscaling hint), then junk.
+    pub(crate) fn keyframe_header(width: u16, height: u16) -> Vec<u8> {
+        let mut frame = vec![0x50, 0x42, 0x00, 0x9d, 0x01, 0x2a];
+        frame.extend_from_slice(&width.to_le_bytes());
+        frame.extend_from_slice(&height.to_le_bytes());
+        frame.extend_from_slice(&[0x5a; 32]);
+        frame
+    }
+
+    #[test]
+    fn keyframe_sizes_are_read_from_the_header_alone() {
+        assert_eq!(keyframe_size(&keyframe_header(640, 360)), Some((640, 360)));
+        assert_eq!(
+            keyframe_size(&keyframe_header(16383, 16383)),
+            Some((16383, 16383))
+        );
+        // The two top bits are an upscaling hint: libvpx decodes at the 14-bit size.
+        let hinted = keyframe_header(640 | 0xc000, 360 | 0x4000);
+        assert_eq!(keyframe_size(&hinted), Some((640, 360)));
+        // An inter frame (bit 0 set), a broken start code, a cut header: no size.
+        let mut inter = keyframe_header(640, 360);
+        inter[0] |= 1;
+        assert_eq!(keyframe_size(&inter), None);
+        let mut broken = keyframe_header(640, 360);
+        broken[4] = 0;
+        assert_eq!(keyframe_size(&broken), None);
+        assert_eq!(keyframe_size(&keyframe_header(640, 360)[..9]), None);
+        assert_eq!(keyframe_size(&[]), None);
+    }
+
+    #[test]
+    fn huge_keyframes_are_refused_before_libvpx_sees_them() {
+        let mut dec = Vp8Decoder::new().unwrap();
+        let mut out = I420Frame::new(2, 2);
+        for (w, h) in [(16383, 16383), (3841, 1000), (2161, 2161), (1000, 3841)] {
+            let err = dec.decode(&keyframe_header(w, h), &mut out).unwrap_err();
+            let (w, h) = (u32::from(w), u32::from(h));
+            assert!(
+                matches!(err, CodecError::FrameTooLarge { width, height, .. } if (width, height) == (w, h)),
+                "{w}x{h}: {err}"
+            );
+        }
+        assert_eq!((out.width(), out.height()), (2, 2), "nothing allocated");
+        // Portrait 4K is within the limit: libvpx gets it (and finds the junk after it).
+        let err = dec.decode(&keyframe_header(2160, 3840), &mut out);
+        assert!(
+            !matches!(err, Err(CodecError::FrameTooLarge { .. })),
+            "{err:?}"
+        );
+    }
+
     #[test]
     fn garbage_is_an_error() {
         let mut dec = Vp8Decoder::new().unwrap();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use estrade_media::VideoCodec;
 use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8};
@@ -37,6 +37,9 @@ pub struct LocalTrack {
     /// Per layer, set when the server relays a subscriber's PLI/FIR: that layer's next frame
     /// must be a keyframe.
     keyframe_wanted: Arc<[AtomicBool]>,
+    /// Frames handed to the stack, all layers: what was really sent, for statistics and
+    /// to prove a muted track sends nothing.
+    frames_written: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for LocalTrack {
@@ -61,6 +64,16 @@ impl LocalTrack {
             .is_some_and(|w| w.swap(false, Ordering::Relaxed))
     }
 
+    /// Whether both are handles on the same track.
+    pub fn same_as(&self, other: &LocalTrack) -> bool {
+        Arc::ptr_eq(&self.frames_written, &other.frames_written)
+    }
+
+    /// Frames written since the track was added (every layer counts).
+    pub fn frames_written(&self) -> u64 {
+        self.frames_written.load(Ordering::Relaxed)
+    }
+
     /// Sends one encoded frame (Opus packet, video frame) lasting `duration` on the first
     /// (or only) layer.
     pub async fn write(&self, packet: Bytes, duration: Duration) -> Result<(), RtcError> {
@@ -78,6 +91,7 @@ impl LocalTrack {
             .layers
             .get(layer)
             .ok_or_else(|| RtcError::Send(format!("no simulcast layer {layer}")))?;
+        self.frames_written.fetch_add(1, Ordering::Relaxed);
         track
             .write_sample(&Sample {
                 data: packet,
@@ -349,6 +363,7 @@ impl PeerConnections {
             layers: layers.into(),
             sender,
             keyframe_wanted,
+            frames_written: Arc::default(),
         })
     }
 

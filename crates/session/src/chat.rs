@@ -3,18 +3,28 @@
 //! clients show it once. Both forms are received.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use crate::ids::ParticipantIdentity;
 use crate::wire::data::{DataInbound, DataPayload, StreamHeader};
 
 pub const CHAT_TOPIC: &str = "lk.chat";
 pub const LEGACY_CHAT_TOPIC: &str = "lk-chat-topic";
-/// Longest message we send or accept, in UTF-8 bytes.
-pub const MAX_CHAT_BYTES: usize = 16 * 1024;
+/// Longest message we send or accept, in UTF-8 bytes. LiveKit's SDKs stream text of any
+/// length (a 30 kB message between two browsers arrives whole); a pasted page of notes
+/// or a code listing fits.
+pub const MAX_CHAT_BYTES: usize = 256 * 1024;
 /// Stream chunks stay under the server's per-packet limits (15 000 bytes in the SDKs).
 const CHUNK_BYTES: usize = 15_000;
 /// Streams a sender may have open at once before we stop buffering theirs.
 const MAX_OPEN_STREAMS_PER_SENDER: usize = 8;
+/// What one sender's unfinished messages may hold, all streams together.
+pub const MAX_BUFFERED_PER_SENDER: usize = 2 * MAX_CHAT_BYTES;
+/// What everyone's unfinished messages may hold: a room of hostile senders is bounded too.
+pub const MAX_BUFFERED_TOTAL: usize = 8 * MAX_CHAT_BYTES;
+/// A stream without its trailer this long after its header is given up: its sender was
+/// cut off mid-message (a network cut), and must not keep a slot for the session.
+pub const CHAT_STREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatMessage {
@@ -60,6 +70,11 @@ pub enum ChatReceiveError {
     Compressed,
     #[error("too many chat streams open from {0}")]
     TooManyStreams(ParticipantIdentity),
+    #[error("chat stream {stream_id} from {from} would exceed what unfinished messages may hold")]
+    BufferFull {
+        from: ParticipantIdentity,
+        stream_id: String,
+    },
     #[error("the legacy chat packet is not the expected JSON")]
     LegacyMalformed,
 }
@@ -104,11 +119,18 @@ pub(crate) fn outgoing(
         "timestamp": timestamp_ms,
         "message": text,
         "ignoreLegacy": true,
-    });
-    packets.push(DataPayload::User {
-        topic: Some(LEGACY_CHAT_TOPIC.to_owned()),
-        payload: legacy.to_string().into_bytes(),
-    });
+    })
+    .to_string()
+    .into_bytes();
+    // For clients that only know the legacy packet. It is one packet, so a long message
+    // (or one whose escapes grow it: a control character takes 6 bytes of JSON) would
+    // exceed what a data packet may carry; those clients do not get it at all then.
+    if legacy.len() <= CHUNK_BYTES {
+        packets.push(DataPayload::User {
+            topic: Some(LEGACY_CHAT_TOPIC.to_owned()),
+            payload: legacy,
+        });
+    }
     Ok(packets)
 }
 
@@ -131,6 +153,7 @@ fn utf8_chunks(text: &str, max: usize) -> impl Iterator<Item = &str> {
 }
 
 struct Partial {
+    opened: Instant,
     timestamp_ms: i64,
     total_length: Option<u64>,
     bytes: Vec<u8>,
@@ -141,11 +164,25 @@ struct Partial {
 #[derive(Default)]
 pub(crate) struct ChatAssembler {
     open: HashMap<(ParticipantIdentity, String), Partial>,
+    /// Bytes held in `open`, all senders.
+    buffered: usize,
+}
+
+/// A chat stream given up (see [`CHAT_STREAM_TIMEOUT`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Expired {
+    pub from: ParticipantIdentity,
+    pub stream_id: String,
 }
 
 impl ChatAssembler {
-    /// Feeds one data packet; returns a finished message, if this completed one.
-    pub fn handle(&mut self, packet: DataInbound) -> Result<Option<ChatMessage>, ChatReceiveError> {
+    /// Feeds one data packet received at `now`; returns a finished message, if this
+    /// completed one.
+    pub fn handle(
+        &mut self,
+        now: Instant,
+        packet: DataInbound,
+    ) -> Result<Option<ChatMessage>, ChatReceiveError> {
         let from = packet.from;
         match packet.payload {
             DataPayload::StreamHeader(h) if h.topic == CHAT_TOPIC && h.text => {
@@ -168,6 +205,7 @@ impl ChatAssembler {
                 self.open.insert(
                     (from, h.stream_id),
                     Partial {
+                        opened: now,
                         timestamp_ms: h.timestamp_ms,
                         total_length: h.total_length,
                         bytes: Vec::new(),
@@ -183,29 +221,45 @@ impl ChatAssembler {
             } => {
                 let key = (from, stream_id);
                 // Chunks of streams that are not chat (files, other topics) are not ours.
-                let Some(partial) = self.open.get_mut(&key) else {
+                let Some(partial) = self.open.get(&key) else {
                     return Ok(None);
                 };
-                if index != partial.next_index {
-                    let expected = partial.next_index;
-                    self.open.remove(&key);
+                let (expected, held) = (partial.next_index, partial.bytes.len());
+                if index != expected {
+                    self.drop_stream(&key);
                     return Err(ChatReceiveError::OutOfOrder {
                         stream_id: key.1,
                         expected,
                         got: index,
                     });
                 }
-                if partial.bytes.len() + content.len() > MAX_CHAT_BYTES {
-                    self.open.remove(&key);
+                if held + content.len() > MAX_CHAT_BYTES {
+                    self.drop_stream(&key);
                     return Err(ChatReceiveError::TooLarge { stream_id: key.1 });
                 }
-                partial.bytes.extend_from_slice(&content);
-                partial.next_index += 1;
+                let sender: usize = self
+                    .open
+                    .iter()
+                    .filter(|((f, _), _)| *f == key.0)
+                    .map(|(_, p)| p.bytes.len())
+                    .sum();
+                if sender + content.len() > MAX_BUFFERED_PER_SENDER
+                    || self.buffered + content.len() > MAX_BUFFERED_TOTAL
+                {
+                    self.drop_stream(&key);
+                    let (from, stream_id) = key;
+                    return Err(ChatReceiveError::BufferFull { from, stream_id });
+                }
+                self.buffered += content.len();
+                if let Some(partial) = self.open.get_mut(&key) {
+                    partial.bytes.extend_from_slice(&content);
+                    partial.next_index += 1;
+                }
                 Ok(None)
             }
             DataPayload::StreamTrailer { stream_id, reason } => {
                 let key = (from, stream_id);
-                let Some(partial) = self.open.remove(&key) else {
+                let Some(partial) = self.drop_stream(&key) else {
                     return Ok(None);
                 };
                 let (from, stream_id) = key;
@@ -232,6 +286,39 @@ impl ChatAssembler {
     /// A participant left: drop their unfinished streams.
     pub fn forget(&mut self, from: &ParticipantIdentity) {
         self.open.retain(|(f, _), _| f != from);
+        self.buffered = self.open.values().map(|p| p.bytes.len()).sum();
+    }
+
+    /// Gives up the streams whose trailer is overdue at `now`, and says which.
+    pub fn expire(&mut self, now: Instant) -> Vec<Expired> {
+        let overdue: Vec<_> = self
+            .open
+            .iter()
+            .filter(|(_, p)| now >= p.opened + CHAT_STREAM_TIMEOUT)
+            .map(|(k, _)| k.clone())
+            .collect();
+        overdue
+            .into_iter()
+            .filter_map(|key| {
+                self.drop_stream(&key)?;
+                let (from, stream_id) = key;
+                Some(Expired { from, stream_id })
+            })
+            .collect()
+    }
+
+    /// When the oldest open stream is due to be given up.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.open
+            .values()
+            .map(|p| p.opened + CHAT_STREAM_TIMEOUT)
+            .min()
+    }
+
+    fn drop_stream(&mut self, key: &(ParticipantIdentity, String)) -> Option<Partial> {
+        let partial = self.open.remove(key)?;
+        self.buffered = self.buffered.saturating_sub(partial.bytes.len());
+        Some(partial)
     }
 }
 

@@ -52,6 +52,18 @@ pub enum SessionEvent {
         cid: String,
         reason: String,
     },
+    /// Our publisher offer had no answer within `OFFER_TIMEOUT` and is made again
+    /// (`attempt`, from 2); after `OFFER_ATTEMPTS` the session is `Disconnected`.
+    PublisherOfferUnanswered {
+        attempt: u32,
+    },
+    /// A chat message from `from` was started but its end did not come within
+    /// `CHAT_STREAM_TIMEOUT` (its sender was cut off mid-message): what arrived of it is
+    /// discarded. Fires from `handle_timeout` or `handle_data`.
+    ChatIncomplete {
+        from: ParticipantIdentity,
+        stream_id: String,
+    },
     /// A chat message, complete (text streams are reassembled first).
     ChatReceived(ChatMessage),
     /// A signalling round trip was measured.

@@ -26,7 +26,8 @@ mod session;
 mod wire;
 
 pub use chat::{
-    CHAT_TOPIC, ChatError, ChatMessage, ChatReceiveError, LEGACY_CHAT_TOPIC, MAX_CHAT_BYTES,
+    CHAT_STREAM_TIMEOUT, CHAT_TOPIC, ChatError, ChatMessage, ChatReceiveError, LEGACY_CHAT_TOPIC,
+    MAX_BUFFERED_PER_SENDER, MAX_BUFFERED_TOTAL, MAX_CHAT_BYTES,
 };
 pub use events::{DisconnectReason, LeaveAction, SessionEvent};
 pub use ids::{ParticipantIdentity, ParticipantSid, TrackSid};
@@ -35,7 +36,10 @@ pub use model::{
     Room, TrackKind, TrackPublication, TrackRequest, TrackSettings, TrackSource, VideoLayer,
     VideoQuality,
 };
-pub use negotiation::{NegotiationError, RtcCommand, SignalTarget};
+pub use negotiation::{
+    CandidateRefused, MAX_CANDIDATE_BYTES, MAX_QUEUED_CANDIDATES, NegotiationError, OFFER_ATTEMPTS,
+    OFFER_TIMEOUT, RtcCommand, SignalTarget,
+};
 pub use session::DataReceiveError;
 pub use session::{PublishError, Session, SessionState};
 pub use wire::{DataError, FrameError};

@@ -3,8 +3,20 @@
 //! The WebRTC layer does the SDP work; this decides what goes where and when.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use crate::ids::TrackSid;
+
+/// Remote candidates held until their PC has its remote description. A server sends a
+/// handful (one per address and protocol); beyond this it is not a server we can trust.
+pub const MAX_QUEUED_CANDIDATES: usize = 64;
+/// An `RTCIceCandidateInit` is ~200 bytes of JSON; a longer one is refused unread.
+pub const MAX_CANDIDATE_BYTES: usize = 2048;
+/// How long the server has to answer a publisher offer. Past it the offer is made again
+/// (a lost answer must not block every later publish), and after [`OFFER_ATTEMPTS`] the
+/// session is declared broken.
+pub const OFFER_TIMEOUT: Duration = Duration::from_secs(10);
+pub const OFFER_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SignalTarget {
@@ -40,6 +52,24 @@ pub enum RtcCommand {
     RenegotiatePublisher,
 }
 
+/// A remote candidate refused: the server sent more, or longer, than any server does.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CandidateRefused {
+    #[error("more than {MAX_QUEUED_CANDIDATES} candidates before the remote description")]
+    TooMany,
+    #[error("a candidate of {0} bytes (at most {MAX_CANDIDATE_BYTES})")]
+    TooLong(usize),
+}
+
+/// What a publisher offer's deadline decided.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum OfferExpiry {
+    /// Offer again (attempt number, from 2).
+    Retry(u32),
+    /// [`OFFER_ATTEMPTS`] offers went unanswered.
+    GiveUp,
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NegotiationError {
     #[error("a publisher offer is already waiting for its answer; offer again after it")]
@@ -51,8 +81,10 @@ pub enum NegotiationError {
 #[derive(Default)]
 pub(crate) struct Negotiation {
     next_offer_id: u32,
-    /// Our offer waiting for the server's answer.
-    outstanding: Option<u32>,
+    /// Our offer waiting for the server's answer, and when it expires.
+    outstanding: Option<(u32, Instant)>,
+    /// Offers made in a row without an answer.
+    unanswered: u32,
     renegotiate: bool,
     publisher_remote_set: bool,
     subscriber_remote_set: bool,
@@ -60,14 +92,36 @@ pub(crate) struct Negotiation {
 }
 
 impl Negotiation {
-    pub fn offer(&mut self) -> Result<u32, NegotiationError> {
+    pub fn offer(&mut self, now: Instant) -> Result<u32, NegotiationError> {
         if self.outstanding.is_some() {
             self.renegotiate = true;
             return Err(NegotiationError::OfferOutstanding);
         }
-        self.next_offer_id += 1;
-        self.outstanding = Some(self.next_offer_id);
+        self.next_offer_id = self.next_offer_id.wrapping_add(1);
+        self.outstanding = Some((self.next_offer_id, now + OFFER_TIMEOUT));
+        self.unanswered += 1;
         Ok(self.next_offer_id)
+    }
+
+    /// When the outstanding offer expires.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.outstanding.map(|(_, at)| at)
+    }
+
+    /// Past the deadline: the offer is forgotten (its late answer will be refused as
+    /// stale) and another is wanted, or we give up.
+    pub fn expire(&mut self, now: Instant) -> Option<OfferExpiry> {
+        let (_, at) = self.outstanding?;
+        if now < at {
+            return None;
+        }
+        self.outstanding = None;
+        self.renegotiate = false;
+        Some(if self.unanswered >= OFFER_ATTEMPTS {
+            OfferExpiry::GiveUp
+        } else {
+            OfferExpiry::Retry(self.unanswered + 1)
+        })
     }
 
     /// A new publisher offer is wanted: `true` to offer now, `false` if it will follow the
@@ -83,10 +137,11 @@ impl Negotiation {
 
     /// The server answered offer `id`. `None`: not the answer we wait for (stale, unknown).
     pub fn answered(&mut self, id: u32) -> Option<bool> {
-        if self.outstanding != Some(id) {
+        if self.outstanding.map(|(o, _)| o) != Some(id) {
             return None;
         }
         self.outstanding = None;
+        self.unanswered = 0;
         Some(std::mem::take(&mut self.renegotiate))
     }
 
@@ -95,15 +150,20 @@ impl Negotiation {
         &mut self,
         target: SignalTarget,
         candidate: String,
-    ) -> Option<RtcCommand> {
+    ) -> Result<Option<RtcCommand>, CandidateRefused> {
+        if candidate.len() > MAX_CANDIDATE_BYTES {
+            return Err(CandidateRefused::TooLong(candidate.len()));
+        }
         if self.remote_set(target) {
-            Some(RtcCommand::AddRemoteCandidate {
+            Ok(Some(RtcCommand::AddRemoteCandidate {
                 target,
                 candidate_init: candidate,
-            })
+            }))
+        } else if self.queued.len() >= MAX_QUEUED_CANDIDATES {
+            Err(CandidateRefused::TooMany)
         } else {
             self.queued.push((target, candidate));
-            None
+            Ok(None)
         }
     }
 

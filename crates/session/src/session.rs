@@ -7,7 +7,7 @@ use crate::chat::{self, ChatAssembler, ChatError, ChatMessage, ChatReceiveError}
 use crate::events::{DisconnectReason, LeaveAction, SessionEvent};
 use crate::ids::{ParticipantIdentity, ParticipantSid, TrackSid};
 use crate::model::{Change, IceServer, Participant, Room, Roster, TrackSettings};
-use crate::negotiation::{Negotiation, RtcCommand};
+use crate::negotiation::{Negotiation, OFFER_ATTEMPTS, OfferExpiry, RtcCommand};
 use crate::wire::{self, DataError, FrameError, Inbound, Outbound, data};
 
 /// A data packet that could not be used; the session is unaffected.
@@ -62,6 +62,10 @@ pub struct Session {
     rtc: VecDeque<RtcCommand>,
     /// AddTrackRequests waiting for the server, by cid.
     pending_tracks: HashMap<String, crate::model::TrackRequest>,
+    /// Our tracks the server accepted and has not ended. Kept apart from `local.tracks`,
+    /// which participant updates replace (and which lists a track only once its media
+    /// arrived), so an unpublish is told whatever came first.
+    published: std::collections::HashSet<TrackSid>,
     events: VecDeque<SessionEvent>,
 }
 
@@ -91,6 +95,7 @@ impl Session {
             negotiation: Negotiation::default(),
             rtc: VecDeque::new(),
             pending_tracks: HashMap::new(),
+            published: Default::default(),
             events: VecDeque::new(),
         }
     }
@@ -170,9 +175,11 @@ impl Session {
             ),
             Inbound::RefreshToken(token) => self.refresh_token = Some(token),
             Inbound::Pong { last_ping_ms } => {
-                let rtt = self.unix_ms(now) - last_ping_ms;
-                // A pong for a ping we could not have sent (clock jump, forged value) is ignored.
-                if (0..=self.ping_timeout.as_millis() as i64).contains(&rtt) {
+                // A pong for a ping we could not have sent (clock jump, forged value) is
+                // ignored; the value is the server's, so the subtraction may not overflow.
+                let rtt = self.unix_ms(now).checked_sub(last_ping_ms);
+                let longest = i64::try_from(self.ping_timeout.as_millis()).unwrap_or(i64::MAX);
+                if let Some(rtt) = rtt.filter(|r| (0..=longest).contains(r)) {
                     self.rtt_ms = Some(rtt as u32);
                     self.events
                         .push_back(SessionEvent::RoundTripMeasured { rtt_ms: rtt as u32 });
@@ -202,7 +209,7 @@ impl Session {
                 target,
                 candidate_init,
             } => {
-                if let Some(cmd) = self.negotiation.remote_candidate(target, candidate_init) {
+                if let Some(cmd) = self.negotiation.remote_candidate(target, candidate_init)? {
                     self.rtc.push_back(cmd);
                 }
             }
@@ -355,6 +362,7 @@ impl Session {
 
     /// Sends pings when due; declares the signal dead after `ping_timeout` of silence.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.expire_chat(now);
         match self.state {
             SessionState::Joining if now >= self.started + JOIN_TIMEOUT => self.disconnect(
                 DisconnectReason::JoinRefused(format!("no JoinResponse within {JOIN_TIMEOUT:?}")),
@@ -362,6 +370,24 @@ impl Session {
             ),
             SessionState::Connected if now >= self.last_received + self.ping_timeout => {
                 self.disconnect(DisconnectReason::PingTimeout, LeaveAction::Resume)
+            }
+            SessionState::Connected if self.negotiation.deadline().is_some_and(|t| now >= t) => {
+                match self.negotiation.expire(now) {
+                    Some(OfferExpiry::Retry(attempt)) => {
+                        self.events
+                            .push_back(SessionEvent::PublisherOfferUnanswered { attempt });
+                        self.rtc.push_back(RtcCommand::RenegotiatePublisher);
+                    }
+                    Some(OfferExpiry::GiveUp) => self.disconnect(
+                        DisconnectReason::MediaFailed(format!(
+                            "{OFFER_ATTEMPTS} publisher offers unanswered"
+                        )),
+                        LeaveAction::Resume,
+                    ),
+                    None => {}
+                }
+                // A ping may be due at the same instant.
+                self.handle_timeout(now);
             }
             SessionState::Connected if self.next_ping.is_some_and(|t| now >= t) => {
                 let ping = Outbound::Ping {
@@ -381,7 +407,12 @@ impl Session {
             SessionState::Joining => Some(self.started + JOIN_TIMEOUT),
             SessionState::Connected => {
                 let dead = self.last_received + self.ping_timeout;
-                Some(self.next_ping.map_or(dead, |p| p.min(dead)))
+                let others = [
+                    self.next_ping,
+                    self.negotiation.deadline(),
+                    self.chat.next_expiry(),
+                ];
+                Some(others.into_iter().flatten().fold(dead, Instant::min))
             }
             SessionState::Disconnected => None,
         }
@@ -459,7 +490,8 @@ impl Session {
     }
 
     /// One message from a data channel.
-    pub fn handle_data(&mut self, _now: Instant, packet: &[u8]) -> Result<(), DataReceiveError> {
+    pub fn handle_data(&mut self, now: Instant, packet: &[u8]) -> Result<(), DataReceiveError> {
+        self.expire_chat(now);
         let packet = data::decode(packet)?;
         if packet.sequence != 0 {
             let last = self.data_seen.entry(packet.from.clone()).or_default();
@@ -468,10 +500,20 @@ impl Session {
             }
             *last = packet.sequence;
         }
-        if let Some(message) = self.chat.handle(packet)? {
+        if let Some(message) = self.chat.handle(now, packet)? {
             self.events.push_back(SessionEvent::ChatReceived(message));
         }
         Ok(())
+    }
+
+    /// Chat streams whose trailer is overdue are given up, and said so.
+    fn expire_chat(&mut self, now: Instant) {
+        for lost in self.chat.expire(now) {
+            self.events.push_back(SessionEvent::ChatIncomplete {
+                from: lost.from,
+                stream_id: lost.stream_id,
+            });
+        }
     }
 
     pub fn poll_data_transmit(&mut self) -> Option<Vec<u8>> {

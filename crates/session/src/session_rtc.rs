@@ -25,6 +25,18 @@ impl Session {
     /// [`SessionEvent::LocalTrackPublished`] or [`SessionEvent::LocalTrackPublishFailed`].
     /// Add the track to the publisher PC and offer (see [`Session::publisher_offer`]).
     pub fn publish_track(&mut self, request: TrackRequest) -> Result<(), PublishError> {
+        self.check_publish(&request)?;
+        let add = request;
+        self.transmits
+            .push_back(wire::encode(Outbound::AddTrack(add.clone())));
+        self.pending_tracks.insert(add.cid.clone(), add);
+        Ok(())
+    }
+
+    /// Whether [`Session::publish_track`] would accept `request`, without sending
+    /// anything: check first, then add the track to the PeerConnection, then publish, so
+    /// a failure in between leaves no request behind.
+    pub fn check_publish(&self, request: &TrackRequest) -> Result<(), PublishError> {
         let local = match (&self.state, &self.local) {
             (SessionState::Connected, Some(local)) => local,
             _ => return Err(PublishError::NotConnected),
@@ -33,12 +45,8 @@ impl Session {
             return Err(PublishError::NotAllowed(request.source));
         }
         if self.pending_tracks.contains_key(&request.cid) {
-            return Err(PublishError::DuplicateCid(request.cid));
+            return Err(PublishError::DuplicateCid(request.cid.clone()));
         }
-        let add = request;
-        self.transmits
-            .push_back(wire::encode(Outbound::AddTrack(add.clone())));
-        self.pending_tracks.insert(add.cid.clone(), add);
         Ok(())
     }
 
@@ -50,15 +58,15 @@ impl Session {
             local.tracks.retain(|t| t.sid != track.sid);
             local.tracks.push(track.clone());
         }
+        self.published.insert(track.sid.clone());
         self.events
             .push_back(SessionEvent::LocalTrackPublished { cid, track });
     }
 
     pub(super) fn handle_track_unpublished(&mut self, track: TrackSid) {
         let Some(local) = &mut self.local else { return };
-        let before = local.tracks.len();
         local.tracks.retain(|t| t.sid != track);
-        if local.tracks.len() != before {
+        if self.published.remove(&track) {
             let participant = local.sid.clone();
             self.events
                 .push_back(SessionEvent::TrackUnpublished { participant, track });
@@ -67,11 +75,11 @@ impl Session {
 
     /// Sends a publisher offer created by the WebRTC layer. Only one may be outstanding;
     /// a second is refused and [`RtcCommand::RenegotiatePublisher`] follows the answer.
-    pub fn publisher_offer(&mut self, _now: Instant, sdp: String) -> Result<u32, NegotiationError> {
+    pub fn publisher_offer(&mut self, now: Instant, sdp: String) -> Result<u32, NegotiationError> {
         if self.state != SessionState::Connected {
             return Err(NegotiationError::NotConnected);
         }
-        let id = self.negotiation.offer()?;
+        let id = self.negotiation.offer(now)?;
         self.transmits
             .push_back(wire::encode(Outbound::Offer { id, sdp }));
         Ok(id)

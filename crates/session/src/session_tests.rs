@@ -309,6 +309,17 @@ fn pings_measure_the_round_trip_and_silence_ends_the_session() {
     s.handle_frame(t5 + Duration::from_millis(50), &bogus)
         .unwrap();
     assert!(events(&mut s).is_empty());
+    // Forged to overflow the subtraction either way: ignored, no panic.
+    for forged in [i64::MIN, i64::MAX, -1] {
+        let pong = fake::frame(lk::signal_response::Message::PongResp(lk::Pong {
+            last_ping_timestamp: forged,
+            timestamp: forged,
+        }));
+        s.handle_frame(t5 + Duration::from_millis(50), &pong)
+            .unwrap();
+    }
+    assert!(events(&mut s).is_empty());
+    assert_eq!(s.rtt_ms(), Some(42));
 
     // Silence: the next ping goes out, then the timeout fires 15 s after the last frame.
     let last = t5 + Duration::from_millis(50);
@@ -576,11 +587,19 @@ fn publishing_follows_the_grants_and_the_server_answer() {
             track_sid: "TR_m1".into(),
         },
     ));
+    // Our own participant update, not listing the track any more, may come first (the
+    // server ends tracks whose source was taken away): the unpublish is still told, once.
+    let mut me = fake::participant("PA_me", "1", 1);
+    me.version = 9;
+    s.handle_frame(t0, &update(vec![me])).unwrap();
+    events(&mut s);
     s.handle_frame(t0, &unpublished).unwrap();
     assert!(
         matches!(&events(&mut s)[..], [SessionEvent::TrackUnpublished { track, .. }] if track.as_str() == "TR_m1")
     );
     assert!(s.local().unwrap().tracks.is_empty());
+    s.handle_frame(t0, &unpublished).unwrap();
+    assert!(events(&mut s).is_empty(), "said once");
 }
 
 #[test]
@@ -625,6 +644,94 @@ fn one_publisher_offer_at_a_time_and_renegotiation_after_the_answer() {
     );
     assert_eq!(cmds[1], crate::RtcCommand::RenegotiatePublisher);
     assert!(s.publisher_offer(t0, "v=0 offer-2".into()).unwrap() > id);
+}
+
+#[test]
+fn an_unanswered_publisher_offer_is_made_again_then_the_session_gives_up() {
+    use crate::negotiation::{OFFER_ATTEMPTS, OFFER_TIMEOUT};
+    let (mut s, t0) = joined(vec![]);
+    events(&mut s);
+    let mut now = t0;
+    let first = s.publisher_offer(now, "v=0 offer-1".into()).unwrap();
+    s.poll_transmit();
+    assert!(s.poll_timeout().unwrap() <= now + OFFER_TIMEOUT);
+    // Pings keep the signal alive meanwhile: only the offer is lost.
+    let mut offers = vec![first];
+    for attempt in 2..=OFFER_ATTEMPTS {
+        now += OFFER_TIMEOUT;
+        s.handle_frame(
+            now,
+            &fake::frame(lk::signal_response::Message::PongResp(lk::Pong::default())),
+        )
+        .unwrap();
+        s.handle_timeout(now);
+        assert_eq!(
+            events(&mut s),
+            vec![SessionEvent::PublisherOfferUnanswered { attempt }]
+        );
+        assert_eq!(
+            drain_rtc(&mut s),
+            vec![crate::RtcCommand::RenegotiatePublisher]
+        );
+        // The retry is accepted (the lost offer no longer blocks publishing)...
+        let id = s
+            .publisher_offer(now, format!("v=0 offer-{attempt}"))
+            .unwrap();
+        offers.push(id);
+        while s.poll_transmit().is_some() {}
+    }
+    // ...and the answer to an expired one is refused as stale.
+    let late = fake::frame(lk::signal_response::Message::Answer(
+        lk::SessionDescription {
+            id: first,
+            ..Default::default()
+        },
+    ));
+    assert!(s.handle_frame(now, &late).is_err());
+    now += OFFER_TIMEOUT;
+    s.handle_frame(
+        now,
+        &fake::frame(lk::signal_response::Message::PongResp(lk::Pong::default())),
+    )
+    .unwrap();
+    s.handle_timeout(now);
+    assert!(
+        matches!(
+            &events(&mut s)[..],
+            [SessionEvent::Disconnected {
+                reason: DisconnectReason::MediaFailed(_),
+                action: LeaveAction::Resume
+            }]
+        ),
+        "offers {offers:?}"
+    );
+}
+
+#[test]
+fn an_answer_in_time_resets_the_offer_deadline() {
+    use crate::negotiation::OFFER_TIMEOUT;
+    let (mut s, t0) = joined(vec![]);
+    events(&mut s);
+    let id = s.publisher_offer(t0, "v=0 offer-1".into()).unwrap();
+    let answer = fake::frame(lk::signal_response::Message::Answer(
+        lk::SessionDescription {
+            r#type: "answer".into(),
+            id,
+            ..Default::default()
+        },
+    ));
+    s.handle_frame(t0 + Duration::from_secs(1), &answer)
+        .unwrap();
+    drain_rtc(&mut s);
+    let later = t0 + OFFER_TIMEOUT + Duration::from_secs(1);
+    s.handle_frame(
+        later,
+        &fake::frame(lk::signal_response::Message::PongResp(lk::Pong::default())),
+    )
+    .unwrap();
+    s.handle_timeout(later);
+    assert!(events(&mut s).is_empty());
+    assert!(drain_rtc(&mut s).is_empty());
 }
 
 #[test]
@@ -715,15 +822,38 @@ fn candidates_wait_for_their_remote_description() {
     };
     assert_eq!(t.target, lk::SignalTarget::Publisher as i32);
 
+    // A server flooding candidates before a description, or sending huge ones, is refused.
+    for i in 0..crate::negotiation::MAX_QUEUED_CANDIDATES - 1 {
+        s.handle_frame(
+            t0,
+            &trickle(lk::SignalTarget::Publisher, &format!("pub-{i}")),
+        )
+        .unwrap();
+    }
+    assert!(matches!(
+        s.handle_frame(t0, &trickle(lk::SignalTarget::Publisher, "one too many")),
+        Err(FrameError::Candidate(
+            crate::negotiation::CandidateRefused::TooMany
+        ))
+    ));
+    let huge = "x".repeat(crate::negotiation::MAX_CANDIDATE_BYTES + 1);
+    assert!(matches!(
+        s.handle_frame(t0, &trickle(lk::SignalTarget::Subscriber, &huge)),
+        Err(FrameError::Candidate(
+            crate::negotiation::CandidateRefused::TooLong(_)
+        ))
+    ));
     // The publisher's candidate is still held until its own description is applied.
     s.remote_description_applied(crate::SignalTarget::Publisher);
+    let released = drain_rtc(&mut s);
     assert_eq!(
-        drain_rtc(&mut s),
-        vec![crate::RtcCommand::AddRemoteCandidate {
+        released[0],
+        crate::RtcCommand::AddRemoteCandidate {
             target: crate::SignalTarget::Publisher,
             candidate_init: "pub-1".into()
-        }]
+        }
     );
+    assert_eq!(released.len(), crate::negotiation::MAX_QUEUED_CANDIDATES);
 }
 
 #[test]
@@ -832,4 +962,35 @@ fn tile_sizes_become_update_track_settings_and_layers_go_with_the_add_track() {
         ]
     );
     assert!(!add.disable_red, "RED is only turned off for audio");
+}
+
+#[test]
+fn an_unfinished_chat_message_is_reported_when_given_up() {
+    use crate::wire::data;
+    let (mut s, t0) = joined(vec![fake::participant("PA_a", "2", 1)]);
+    events(&mut s);
+    let header = data::encode(
+        1,
+        data::DataPayload::StreamHeader(data::StreamHeader {
+            stream_id: "cut".into(),
+            timestamp_ms: 0,
+            topic: crate::chat::CHAT_TOPIC.into(),
+            total_length: None,
+            text: true,
+            inline_content: None,
+            compression: 0,
+        }),
+    );
+    s.handle_data(t0, &data::forwarded("2", &header)).unwrap();
+    let due = t0 + crate::chat::CHAT_STREAM_TIMEOUT;
+    assert!(s.poll_timeout().unwrap() <= due);
+    s.handle_timeout(due);
+    let ev = events(&mut s);
+    assert!(
+        ev.contains(&SessionEvent::ChatIncomplete {
+            from: ParticipantIdentity("2".into()),
+            stream_id: "cut".into()
+        }),
+        "{ev:?}"
+    );
 }

@@ -33,6 +33,8 @@ pub enum FrameError {
     /// Valid, but out of place (a second JoinResponse, anything before the first).
     #[error("unexpected {0}")]
     Unexpected(&'static str),
+    #[error("a remote ICE candidate was refused")]
+    Candidate(#[from] crate::negotiation::CandidateRefused),
 }
 
 /// A server message, in domain terms.
