@@ -270,3 +270,66 @@ async fn cameras_both_ways(codec: VideoCodec) {
     room.leave().await;
     devserver.shutdown().await;
 }
+
+/// A hostile peer (the Python SDK sending 1,000 malformed chat packets as fast as it can):
+/// each is a typed rejection, a handful are told and the rest counted, none is lost
+/// from the count, and the room goes on (the peer's real message after the flood arrives,
+/// and ours reaches it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs livekit-server and the Python SDK: scripts/test.sh provides both"]
+async fn a_flood_of_malformed_packets_is_counted_and_the_room_goes_on() {
+    const FLOOD: u64 = 1000;
+    let _turn = common::one_at_a_time().await;
+    let (devserver, backend) = devserver(Config::default()).await;
+    let (room, mut events, _) =
+        common::join_room(&backend, seed::DEMO_TRAINER_EMAIL, None, None).await;
+    let student = join_grant(&backend, "lea.dubois@estrade.example").await;
+    let flood = FLOOD.to_string();
+    let peer = start_peer(
+        &student,
+        &[
+            "--listen-only",
+            "--flood",
+            &flood,
+            "--say",
+            "toujours là",
+            "--seconds",
+            "10",
+        ],
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let (mut told, mut counted, mut message) = (0u64, 0u64, None);
+    while counted < FLOOD || message.is_none() {
+        let event = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("{counted} of {FLOOD} rejections counted, message {message:?}")
+            })
+            .expect("the room stays open");
+        match event {
+            RoomEvent::MessageRejected { why, also_rejected } => {
+                assert!(why.contains("legacy"), "{why}");
+                told += 1;
+                counted += 1 + also_rejected;
+            }
+            RoomEvent::Session(SessionEvent::ChatReceived(m)) => {
+                message = Some(m.text);
+                room.send_chat("bien reçu").await.unwrap();
+            }
+            _ => {}
+        }
+    }
+    eprintln!("{FLOOD} malformed packets: {told} reported, all {counted} counted");
+    assert_eq!(counted, FLOOD);
+    assert!(told <= 40, "rate-limited: {told} reports");
+    assert_eq!(message.as_deref(), Some("toujours là"));
+    let report = peer.await.unwrap();
+    eprintln!("the flood took the peer {} ms", report["flooded_ms"]);
+    let chat = report["chat"].as_array().cloned().unwrap_or_default();
+    assert!(
+        chat.iter().any(|c| c["text"] == "bien reçu"),
+        "our answer reached the peer: {chat:?}"
+    );
+    room.leave().await;
+    devserver.shutdown().await;
+}

@@ -231,3 +231,36 @@ async fn leaving_does_not_wait_for_an_application_that_stopped_reading() {
     trainer.leave().await;
     devserver.shutdown().await;
 }
+
+/// A bug that panics the room's task still ends the room the way the application
+/// expects: `Disconnected { Internal }` last, the handle's commands refused, `leave`
+/// returning at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs livekit-server: scripts/test.sh starts it"]
+async fn a_panicking_room_task_still_ends_the_room_properly() {
+    let (devserver, backend) = devserver(Config::default()).await;
+    let (student, mut events) = join_as(&backend, STUDENT).await;
+    wait_for(&mut events, "the student's media", media_connected).await;
+    student.panic_for_tests().await;
+    let reason = wait_for(&mut events, "the end of the room", |e| match e {
+        RoomEvent::Session(SessionEvent::Disconnected { reason, .. }) => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(
+        matches!(&reason, DisconnectReason::Internal(why) if why.contains("asked to panic")),
+        "{reason:?}"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .expect("the stream ends")
+            .is_none(),
+        "Disconnected is the last event"
+    );
+    assert!(student.send_chat("encore là ?").await.is_err());
+    tokio::time::timeout(Duration::from_secs(5), student.leave())
+        .await
+        .expect("leave returns");
+    devserver.shutdown().await;
+}

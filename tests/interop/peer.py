@@ -288,6 +288,7 @@ async def main():
     args.add_argument("--mic", help="publish this device (libwebrtc's own audio device module, its processing on) instead of a synthetic microphone")
     args.add_argument("--speaker", help="play what is heard on this device (libwebrtc's audio device module; in SDK 1.2.1 it plays on the system default whatever is chosen)")
     args.add_argument("--listen-only", action="store_true", help="publish nothing")
+    args.add_argument("--flood", type=int, default=0, help="a hostile peer: send this many malformed chat packets (legacy topic, not JSON) as fast as it can, then say --say")
 
     opts = args.parse_args()
     if opts.join_bench:
@@ -378,6 +379,12 @@ async def main():
 
     await asyncio.wait_for(remote_seen.wait(), timeout=20)
     await asyncio.sleep(1.0)
+    flooded_ms = None
+    if opts.flood:
+        t0 = time.monotonic()
+        for i in range(opts.flood):
+            await room.local_participant.publish_data(b"\xff not json %d" % i, reliable=True, topic="lk-chat-topic")
+        flooded_ms = (time.monotonic() - t0) * 1000
     if opts.say:
         await room.local_participant.send_text(opts.say, topic="lk.chat")
     await asyncio.sleep(max(0.0, opts.seconds - (time.monotonic() - started)))
@@ -390,6 +397,7 @@ async def main():
                       "levels_db": levels.get(k, [])} for k, a in heard.items()},
         "watched": {k: {**v, "sizes": sorted(v["sizes"])} for k, v in watched.items()},
         "chat": chat,
+        "flooded_ms": flooded_ms,
     }), flush=True)
     await room.disconnect()
     for t in tasks:

@@ -26,8 +26,18 @@ pub fn event(e: &RoomEvent) -> Value {
         } => json!({
             "event": "track_subscribed", "participant": participant.as_str(),
             "track": track.as_str(), "kind": format!("{kind:?}").to_lowercase()}),
-        RoomEvent::MessageRejected(why) => json!({"event": "message_rejected", "why": why}),
+        RoomEvent::MessageRejected { why, also_rejected } => {
+            json!({"event": "message_rejected", "why": why, "also_rejected": also_rejected})
+        }
         RoomEvent::SpokeWhileMuted => json!({"event": "spoke_while_muted"}),
+        RoomEvent::LocalTrackMuted { source, by_server } => json!({
+            "event": "local_track_muted", "source": format!("{source:?}").to_lowercase(),
+            "by_server": by_server}),
+        RoomEvent::LocalTrackUnmuted { source } => json!({
+            "event": "local_track_unmuted", "source": format!("{source:?}").to_lowercase()}),
+        RoomEvent::LocalTrackEnded { source, reason } => json!({
+            "event": "local_track_ended", "source": format!("{source:?}").to_lowercase(),
+            "reason": format!("{reason:?}")}),
         RoomEvent::Session(s) => session(s),
         other => json!({"event": "other", "debug": format!("{other:?}")}),
     }

@@ -369,6 +369,9 @@ async fn run_bot(bot: Bot, mut options: JoinOptions) -> anyhow::Result<()> {
     let stop = tokio::time::sleep(seconds.map_or(Duration::MAX / 4, Duration::from_secs));
     tokio::pin!(stop);
     let mut said = say.is_none();
+    // Why the room ended, once it has; the timer and Ctrl-C ask to leave once.
+    let mut ended: Option<estrade_engine::DisconnectReason> = None;
+    let mut leaving = false;
     let (mut connected, mut others) = (false, 0usize);
     let t_ms = || started.elapsed().as_millis() as u64;
     loop {
@@ -384,7 +387,10 @@ async fn run_bot(bot: Bot, mut options: JoinOptions) -> anyhow::Result<()> {
                     RoomEvent::TrackSubscribed { track, kind: TrackKind::Video, .. } => {
                         if let Some((width, height)) = media.tile {
                             let settings = TrackSettings { enabled: true, width, height };
-                            room.set_track_settings(track.clone(), settings).await?;
+                            if let Err(e) = room.set_track_settings(track.clone(), settings).await {
+                                print_line(json!({"event": "command_failed", "bot": bot,
+                                    "command": "tile", "error": e.to_string()}));
+                            }
                         }
                     }
                     RoomEvent::Session(SessionEvent::Joined { others: o, .. }) => others += o.len(),
@@ -394,10 +400,14 @@ async fn run_bot(bot: Bot, mut options: JoinOptions) -> anyhow::Result<()> {
                 }
                 // Chat is not history: say it once someone is there to read it.
                 if !said && connected && others > 0 {
-                    room.send_chat(say.clone().unwrap_or_default()).await?;
+                    // A message that cannot be sent is said so; the participant stays.
+                    if let Err(e) = room.send_chat(say.clone().unwrap_or_default()).await {
+                        print_line(json!({"event": "chat_failed", "bot": bot, "error": e.to_string()}));
+                    }
                     said = true;
                 }
-                if matches!(event, RoomEvent::Session(SessionEvent::Disconnected { .. })) {
+                if let RoomEvent::Session(SessionEvent::Disconnected { reason, .. }) = &event {
+                    ended = Some(reason.clone());
                     break;
                 }
             }
@@ -416,10 +426,12 @@ async fn run_bot(bot: Bot, mut options: JoinOptions) -> anyhow::Result<()> {
                 line["t_ms"] = json!(t_ms());
                 print_line(line);
             }
-            _ = &mut stop => {
+            _ = &mut stop, if !leaving => {
+                leaving = true;
                 room.leave().await;
             }
-            _ = tokio::signal::ctrl_c() => {
+            _ = tokio::signal::ctrl_c(), if !leaving => {
+                leaving = true;
                 room.leave().await;
             }
         }
@@ -441,7 +453,12 @@ async fn run_bot(bot: Bot, mut options: JoinOptions) -> anyhow::Result<()> {
             "sizes": seen.sizes.iter().map(|(w, h)| format!("{w}x{h}")).collect::<Vec<_>>(),
         }));
     }
-    Ok(())
+    // Ending because we left is success; the network or the server ending it is not
+    // (scripts see it in the status).
+    match ended {
+        None | Some(estrade_engine::DisconnectReason::ClientInitiated) => Ok(()),
+        Some(reason) => anyhow::bail!("the room ended: {reason:?}"),
+    }
 }
 
 fn print_line(line: serde_json::Value) {

@@ -37,7 +37,12 @@ async fn devserver() -> estrade_devserver::RunningServer {
     estrade_devserver::spawn(Config {
         bind: "127.0.0.1:0".parse().unwrap(),
         livekit_url: livekit_url(),
-        room_prefix: format!("cli-{}-{}-", std::process::id(), unix_ms()),
+        // Unique per devserver: tests run at once in this process, and two started in
+        // the same millisecond shared a room (one test's moderator removed the other's bot).
+        room_prefix: format!("cli-{}-{}-{}-", std::process::id(), unix_ms(), {
+            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        }),
         ..Config::default()
     })
     .await
@@ -321,4 +326,100 @@ fn help_names_the_secret_variables() {
         assert!(help.contains(var), "{help}");
     }
     assert!(!help.contains("--password"), "{help}");
+}
+
+/// A bot the server removes (a moderator's `RemoveParticipant`) says why and exits with a
+/// failure status: scripts must not take a lost class for a finished one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs livekit-server: scripts/test.sh starts it"]
+async fn a_bot_the_server_removes_exits_with_a_failure() {
+    let server = devserver().await;
+    let mut student = cli();
+    student
+        .args([
+            "--backend",
+            &server.url(),
+            "--email",
+            "lea.dubois@estrade.example",
+        ])
+        .args([
+            "--session",
+            &seed::sessions::LIVE.to_string(),
+            "--seconds",
+            "40",
+        ])
+        .env("ESTRADE_PASSWORD", seed::DEMO_PASSWORD);
+    let bot = tokio::spawn(run(student));
+
+    // The lead trainer's own join token may moderate its room.
+    let backend =
+        estrade_backend::Backend::new(estrade_backend::BackendUrl::parse(&server.url()).unwrap())
+            .unwrap();
+    let trainer = backend
+        .login(
+            seed::DEMO_TRAINER_EMAIL,
+            &estrade_backend::Secret::new(seed::DEMO_PASSWORD),
+        )
+        .await
+        .unwrap();
+    let grant = trainer
+        .join_session(&estrade_backend::api::SessionId(
+            seed::sessions::LIVE.to_string(),
+        ))
+        .await
+        .unwrap();
+    let twirp = |method: &str| {
+        format!(
+            "{}/twirp/livekit.RoomService/{method}",
+            grant.url.replacen("ws://", "http://", 1)
+        )
+    };
+    let http = reqwest::Client::new();
+    let mut lea = None;
+    for _ in 0..100 {
+        let list: Value = http
+            .post(twirp("ListParticipants"))
+            .bearer_auth(&grant.token)
+            .json(&serde_json::json!({"room": grant.room_name}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        lea = list["participants"][0]["identity"]
+            .as_str()
+            .map(str::to_owned);
+        if lea.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let lea = lea.expect("the bot joined");
+    let removed = http
+        .post(twirp("RemoveParticipant"))
+        .bearer_auth(&grant.token)
+        .json(&serde_json::json!({"room": grant.room_name, "identity": lea}))
+        .send()
+        .await
+        .unwrap();
+    assert!(removed.status().is_success(), "{removed:?}");
+
+    let (out, lines) = bot.await.unwrap();
+    assert!(!out.status.success(), "a removed bot fails: {lines:#?}");
+    let error = events(&lines, "error");
+    assert!(
+        error[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("the room ended"),
+        "{lines:#?}"
+    );
+    let ended = events(&lines, "disconnected");
+    assert_eq!(ended.len(), 1, "{lines:#?}");
+    assert!(
+        ended[0]["reason"].as_str().unwrap().contains("Server"),
+        "{}",
+        ended[0]
+    );
 }

@@ -12,8 +12,9 @@ use estrade_rtc::{
     VideoCodec,
 };
 use estrade_session::{
-    ChatError, ChatMessage, ParticipantSid, RtcCommand, Session, SessionState, SignalTarget,
-    TrackKind, TrackSettings, TrackSid, TrackSource, VideoLayer,
+    ChatError, ChatMessage, DisconnectReason, LeaveAction, ParticipantSid, RtcCommand, Session,
+    SessionEvent, SessionState, SignalTarget, TrackKind, TrackSettings, TrackSid, TrackSource,
+    VideoLayer,
 };
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -31,6 +32,19 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// this the room stops reading the network (the server's socket backs up, not our
 /// memory) but still serves commands: `leave` never waits on the application.
 const OUTBOX_CAP: usize = 1024;
+/// Rejected messages told per window; the others are counted.
+const REJECTIONS_TOLD: u32 = 5;
+const REJECTION_WINDOW: Duration = Duration::from_secs(1);
+
+/// How many rejected messages were told in the current window, and not told since the
+/// last report.
+struct Rejections {
+    window: Instant,
+    told: u32,
+    untold: u64,
+    /// The last one not told: told, with the count, once the flood is over.
+    last_untold: Option<String>,
+}
 
 pub(crate) enum Command {
     Publish {
@@ -60,6 +74,9 @@ pub(crate) enum Command {
     /// A media task has something to tell the application (in order with the rest). Boxed:
     /// rare, and an event is much larger than the other commands.
     Notice(Box<RoomEvent>),
+    /// Tests only: the room task panics, as a bug would.
+    #[cfg(feature = "test-hooks")]
+    Panic,
     /// A pump stopped on its own (its source ended, it failed): end that publication.
     PumpEnded {
         source: TrackSource,
@@ -101,6 +118,7 @@ pub(crate) struct Driver {
     /// Events emitted while the channel was full, oldest first: delivered as the
     /// application makes room, never dropped, never waited for.
     outbox: VecDeque<RoomEvent>,
+    rejections: Rejections,
 }
 
 /// What to publish.
@@ -147,10 +165,39 @@ impl Driver {
             published: Vec::new(),
             pending: VecDeque::new(),
             outbox: VecDeque::new(),
+            rejections: Rejections {
+                window: Instant::now(),
+                told: 0,
+                untold: 0,
+                last_untold: None,
+            },
         }
     }
 
+    /// Runs the room until it ends. A panic in here (a bug) still ends it properly: the
+    /// application gets `Disconnected { Internal }` and the connections are closed.
     pub(crate) async fn run(mut self) {
+        use futures_util::FutureExt as _;
+        let served = std::panic::AssertUnwindSafe(self.serve())
+            .catch_unwind()
+            .await;
+        if let Err(panic) = served {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(%why, "the room's task panicked");
+            // The session may be half-updated: it is not asked anything more.
+            self.emit(RoomEvent::Session(SessionEvent::Disconnected {
+                reason: DisconnectReason::Internal(why),
+                action: LeaveAction::Disconnect,
+            }));
+        }
+        self.finish().await;
+    }
+
+    async fn serve(&mut self) {
         loop {
             self.apply_rtc_commands().await;
             self.flush().await;
@@ -185,6 +232,11 @@ impl Driver {
                 _ = tokio::time::sleep_until(wake.into()) => self.session.handle_timeout(Instant::now()),
             }
         }
+    }
+
+    /// Closes everything, answers who waits for the leave, and hands over what the
+    /// application has not taken yet.
+    async fn finish(mut self) {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.close(None)).await;
         self.pcs.close().await;
         // Their `enabled` senders go: the microphone and camera tasks stop on their own
@@ -234,6 +286,8 @@ impl Driver {
                 self.session.leave();
             }
             Command::Notice(event) => self.pending.push_back(*event),
+            #[cfg(feature = "test-hooks")]
+            Command::Panic => panic!("asked to panic by a test"),
             Command::PumpEnded {
                 source,
                 track,
@@ -434,6 +488,7 @@ impl Driver {
                 after: self.started.elapsed(),
             });
         }
+        self.tell_untold_rejections();
         while let Some(event) = self.pending.pop_front() {
             self.emit(event);
         }
@@ -461,8 +516,39 @@ impl Driver {
         }
     }
 
+    /// Reports a rejected message, a few a second at most; the rest are counted and the
+    /// count goes with the next report.
     fn reject(&mut self, why: String) {
-        self.pending.push_back(RoomEvent::MessageRejected(why));
+        let now = Instant::now();
+        if now.duration_since(self.rejections.window) >= REJECTION_WINDOW {
+            self.rejections.window = now;
+            self.rejections.told = 0;
+        }
+        if self.rejections.told >= REJECTIONS_TOLD {
+            self.rejections.untold += 1;
+            tracing::debug!(%why, "message rejected (not reported: too many)");
+            self.rejections.last_untold = Some(why);
+            return;
+        }
+        self.rejections.told += 1;
+        self.rejections.last_untold = None;
+        let also_rejected = std::mem::take(&mut self.rejections.untold);
+        self.pending
+            .push_back(RoomEvent::MessageRejected { why, also_rejected });
+    }
+
+    /// After a flood, its count is told with the last of it.
+    fn tell_untold_rejections(&mut self) {
+        if self.rejections.window.elapsed() < REJECTION_WINDOW {
+            return;
+        }
+        if let Some(why) = self.rejections.last_untold.take() {
+            let also_rejected = std::mem::take(&mut self.rejections.untold).saturating_sub(1);
+            self.rejections.window = Instant::now();
+            self.rejections.told = 1;
+            self.pending
+                .push_back(RoomEvent::MessageRejected { why, also_rejected });
+        }
     }
 }
 

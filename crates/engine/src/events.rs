@@ -43,9 +43,11 @@ pub enum RoomEvent {
         source: estrade_session::TrackSource,
         reason: LocalTrackEndReason,
     },
-    /// A message from the server could not be used (malformed, unexpected, a broken chat
-    /// stream). The room goes on; this is reported rather than dropped silently.
-    MessageRejected(String),
+    /// A message from the server or a participant could not be used (malformed,
+    /// unexpected, a broken chat stream). The room goes on; this is reported rather than
+    /// dropped silently. At most a few a second are told (a hostile peer can send
+    /// thousands): `also_rejected` counts the ones since the previous report that were not.
+    MessageRejected { why: String, also_rejected: u64 },
 }
 
 /// Why the server ended one of our publications.

@@ -270,6 +270,14 @@ impl Room {
             .await
     }
 
+    /// Tests only: makes the room's task panic, as a bug would, to prove the room still
+    /// ends properly (`Disconnected { Internal }`, connections closed).
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub async fn panic_for_tests(&self) {
+        let _ = self.command(Command::Panic).await;
+    }
+
     /// Encoded frames sent from the last track published for `source` (0 if none): a
     /// muted or ended track's count stands still.
     pub fn frames_sent(&self, source: TrackSource) -> u64 {

@@ -93,6 +93,9 @@ pub enum DisconnectReason {
     SignalLost(String),
     /// A PeerConnection failed or an SDP step was refused.
     MediaFailed(String),
+    /// The client itself failed (a bug: the room's task panicked); the connections were
+    /// closed.
+    Internal(String),
 }
 
 /// What the server wants the client to do after a LeaveRequest.
