@@ -333,3 +333,38 @@ async fn a_flood_of_malformed_packets_is_counted_and_the_room_goes_on() {
     room.leave().await;
     devserver.shutdown().await;
 }
+
+/// A peer publishing eleven microphones (the Python SDK lets it): eight are played, the
+/// rest are switched off at the server and said so; nothing grows without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs livekit-server and the Python SDK: scripts/test.sh provides both"]
+async fn a_peer_with_too_many_tracks_gets_eight_played() {
+    let _turn = common::one_at_a_time().await;
+    let (devserver, backend) = devserver(Config::default()).await;
+    let heard = PulseRecorder::default();
+    let (room, mut events, _) =
+        common::join_room(&backend, seed::DEMO_TRAINER_EMAIL, Some(heard), None).await;
+    let student = join_grant(&backend, "lea.dubois@estrade.example").await;
+    let peer = start_peer(&student, &["--extra-tracks", "10", "--seconds", "10"]);
+    let (mut subscribed, mut refused) = (0u64, 0u64);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while subscribed < 11 || refused < 3 {
+        let event = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{subscribed} tracks, {refused} refused"))
+            .expect("the room stays open");
+        match event {
+            RoomEvent::TrackSubscribed { .. } => subscribed += 1,
+            RoomEvent::MessageRejected { why, also_rejected } => {
+                assert!(why.contains("more than 8 tracks"), "{why}");
+                refused += 1 + also_rejected;
+            }
+            _ => {}
+        }
+    }
+    eprintln!("{subscribed} tracks arrived, {refused} refused");
+    assert_eq!((subscribed, refused), (11, 3));
+    peer.await.unwrap();
+    room.leave().await;
+    devserver.shutdown().await;
+}

@@ -288,6 +288,7 @@ async def main():
     args.add_argument("--mic", help="publish this device (libwebrtc's own audio device module, its processing on) instead of a synthetic microphone")
     args.add_argument("--speaker", help="play what is heard on this device (libwebrtc's audio device module; in SDK 1.2.1 it plays on the system default whatever is chosen)")
     args.add_argument("--listen-only", action="store_true", help="publish nothing")
+    args.add_argument("--extra-tracks", type=int, default=0, help="a hostile peer: publish this many more microphones (tone bursts), beyond what any client does")
     args.add_argument("--flood", type=int, default=0, help="a hostile peer: send this many malformed chat packets (legacy topic, not JSON) as fast as it can, then say --say")
 
     opts = args.parse_args()
@@ -363,6 +364,13 @@ async def main():
         tasks.append(asyncio.ensure_future(publish_file(source, opts.wav, stop)))
     else:
         tasks.append(asyncio.ensure_future(publish_bursts(source, opts.freq, stop)))
+    for i in range(opts.extra_tracks):
+        extra = rtc.AudioSource(RATE, 1, queue_size_ms=50)
+        extra_track = rtc.LocalAudioTrack.create_audio_track(f"extra-{i}", extra)
+        await room.local_participant.publish_track(
+            extra_track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        )
+        tasks.append(asyncio.ensure_future(publish_bursts(extra, opts.freq, stop)))
     if opts.video:
         vw, vh = (int(x) for x in opts.video_size.split("x"))
         video = rtc.VideoSource(vw, vh)

@@ -32,6 +32,11 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// this the room stops reading the network (the server's socket backs up, not our
 /// memory) but still serves commands: `leave` never waits on the application.
 const OUTBOX_CAP: usize = 1024;
+/// Remote tracks played per participant (a microphone, a camera, a screen and its
+/// sound, with room to spare); beyond, the server is asked not to send them.
+const MAX_TRACKS_PER_PARTICIPANT: usize = 8;
+/// Tracks held while their participant is not in the roster yet.
+const MAX_UNCLAIMED_TRACKS: usize = 16;
 /// Rejected messages told per window; the others are counted.
 const REJECTIONS_TOLD: u32 = 5;
 const REJECTION_WINDOW: Duration = Duration::from_secs(1);
@@ -119,6 +124,13 @@ pub(crate) struct Driver {
     /// application makes room, never dropped, never waited for.
     outbox: VecDeque<RoomEvent>,
     rejections: Rejections,
+    /// One task per played remote track; each returns whose it was. Aborted when the
+    /// room ends.
+    remote_media: tokio::task::JoinSet<ParticipantSid>,
+    /// Tracks being played, per participant.
+    tracks_of: std::collections::HashMap<ParticipantSid, usize>,
+    /// Tracks that arrived before their participant was in the roster.
+    unclaimed: Vec<(ParticipantSid, RemoteTrack)>,
 }
 
 /// What to publish.
@@ -171,6 +183,9 @@ impl Driver {
                 untold: 0,
                 last_untold: None,
             },
+            remote_media: tokio::task::JoinSet::new(),
+            tracks_of: std::collections::HashMap::new(),
+            unclaimed: Vec::new(),
         }
     }
 
@@ -237,6 +252,8 @@ impl Driver {
     /// Closes everything, answers who waits for the leave, and hands over what the
     /// application has not taken yet.
     async fn finish(mut self) {
+        self.remote_media.abort_all();
+        self.unclaimed.clear();
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.close(None)).await;
         self.pcs.close().await;
         // Their `enabled` senders go: the microphone and camera tasks stop on their own
@@ -354,7 +371,8 @@ impl Driver {
         }
     }
 
-    /// A remote track started: tell the application whose it is, and play it.
+    /// A remote track started: tell the application whose it is, and play it (once its
+    /// participant is known: the track may arrive before the roster says who sent it).
     fn track_received(&mut self, track: RemoteTrack) {
         // msid: stream id `PA_…|…` (the publisher first), track id `TR_…`.
         let stream_id = track.stream_id();
@@ -365,10 +383,6 @@ impl Driver {
                 .to_owned(),
         );
         let sid = TrackSid(track.track_id());
-        let identity = self
-            .session
-            .participant(&participant)
-            .map(|p| p.identity.clone());
         let kind = match track.kind() {
             MediaKind::Audio => TrackKind::Audio,
             MediaKind::Video => TrackKind::Video,
@@ -378,34 +392,97 @@ impl Driver {
             track: sid.clone(),
             kind,
         });
-        match (&self.audio_output, &self.video_output, kind, identity) {
-            (Some(output), _, TrackKind::Audio, Some(identity)) => {
+        if self.session.participant(&participant).is_some() {
+            self.play(participant, track);
+        } else if self.unclaimed.len() < MAX_UNCLAIMED_TRACKS {
+            self.unclaimed.push((participant, track));
+        } else {
+            self.refuse_track(&sid, format!("track {sid} from an unknown participant"));
+        }
+    }
+
+    /// A participant is now in the roster: its tracks that came first are played.
+    fn claim_tracks(&mut self, participant: &ParticipantSid) {
+        let (theirs, others) = std::mem::take(&mut self.unclaimed)
+            .into_iter()
+            .partition(|(p, _)| p == participant);
+        self.unclaimed = others;
+        for (participant, track) in theirs {
+            self.play(participant, track);
+        }
+    }
+
+    /// Plays (or drains) one remote track on a task of the room's, within the
+    /// per-participant cap.
+    fn play(&mut self, participant: ParticipantSid, track: RemoteTrack) {
+        // Tracks that ended give their place back.
+        while let Some(ended) = self.remote_media.try_join_next() {
+            if let Ok(owner) = ended
+                && let Some(n) = self.tracks_of.get_mut(&owner)
+            {
+                *n = n.saturating_sub(1);
+            }
+        }
+        let sid = TrackSid(track.track_id());
+        let count = self.tracks_of.entry(participant.clone()).or_default();
+        if *count >= MAX_TRACKS_PER_PARTICIPANT {
+            self.refuse_track(
+                &sid,
+                format!("more than {MAX_TRACKS_PER_PARTICIPANT} tracks from {participant}"),
+            );
+            return;
+        }
+        *count += 1;
+        let found = self.session.participant(&participant);
+        let identity = found.map(|p| p.identity.clone());
+        let published = found
+            .and_then(|p| p.tracks.iter().find(|t| t.sid == sid))
+            .map_or((0, 0), |t| (t.width, t.height));
+        let owner = participant;
+        match (
+            &self.audio_output,
+            &self.video_output,
+            track.kind(),
+            identity,
+        ) {
+            (Some(output), _, MediaKind::Audio, Some(identity)) => {
                 match estrade_media::remote_audio() {
                     Ok((feed, remote)) => {
                         output.open(&identity, &sid, remote);
-                        tokio::spawn(audio::feed_remote_audio(track, feed));
+                        self.remote_media.spawn(async move {
+                            audio::feed_remote_audio(track, feed).await;
+                            owner
+                        });
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, track = %sid, "remote audio not played");
-                        tokio::spawn(async move { while track.read().await.is_ok() {} });
+                        self.remote_media.spawn(drain(track, owner));
                     }
                 }
             }
-            (_, Some(output), TrackKind::Video, Some(identity)) => {
-                let published = self
-                    .session
-                    .participant(&participant)
-                    .and_then(|p| p.tracks.iter().find(|t| t.sid == sid))
-                    .map_or((0, 0), |t| (t.width, t.height));
+            (_, Some(output), MediaKind::Video, Some(identity)) => {
                 let sink = output.open(&identity, &sid);
-                tokio::spawn(video::play_remote_video(track, sink, published));
+                self.remote_media.spawn(async move {
+                    video::play_remote_video(track, sink, published).await;
+                    owner
+                });
             }
-            // Nobody to play it to (or video, not decoded yet): read and discard so the
-            // stack's buffers do not fill up.
+            // Nobody to play it to: read and discard so the stack's buffers do not fill up.
             _ => {
-                tokio::spawn(async move { while track.read().await.is_ok() {} });
+                self.remote_media.spawn(drain(track, owner));
             }
         }
+    }
+
+    /// A track we will not play: the server is asked to stop sending it, and it is said.
+    fn refuse_track(&mut self, sid: &TrackSid, why: String) {
+        let off = TrackSettings {
+            enabled: false,
+            width: 0,
+            height: 0,
+        };
+        self.session.set_track_settings(sid, off);
+        self.reject(why);
     }
 
     /// Carries out what the session asks of the WebRTC stack, in order.
@@ -493,6 +570,13 @@ impl Driver {
             self.emit(event);
         }
         while let Some(event) = self.session.poll_event() {
+            match &event {
+                SessionEvent::ParticipantJoined(p) => self.claim_tracks(&p.sid.clone()),
+                SessionEvent::ParticipantLeft { sid, .. } => {
+                    self.unclaimed.retain(|(p, _)| p != sid);
+                }
+                _ => {}
+            }
             let obeyed = self.obey_server(&event).await;
             self.emit(RoomEvent::Session(event));
             if let Some(obeyed) = obeyed {
@@ -564,6 +648,12 @@ fn rtc_target(t: SignalTarget) -> Target {
         SignalTarget::Publisher => Target::Publisher,
         SignalTarget::Subscriber => Target::Subscriber,
     }
+}
+
+/// Reads a track we do not play, so the stack's buffers do not fill up.
+async fn drain(track: RemoteTrack, owner: ParticipantSid) -> ParticipantSid {
+    while track.read().await.is_ok() {}
+    owner
 }
 
 /// A random (version 4) UUID: the chat message's stream id.
