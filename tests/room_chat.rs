@@ -185,15 +185,20 @@ async fn leaving_does_not_wait_for_an_application_that_stopped_reading() {
         matches!(e, RoomEvent::Session(SessionEvent::ParticipantJoined(_))).then_some(())
     })
     .await;
-    // From here the student's application reads nothing.
+    // From here the student's application reads nothing. The trainer chats at ~45 a
+    // second (below the per-sender flood limit) for nine seconds.
     let sending = tokio::spawn(async move {
+        let mut pace = tokio::time::interval(Duration::from_millis(22));
+        pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         for i in 0..MESSAGES {
+            pace.tick().await;
             trainer.send_chat(format!("message {i}")).await.unwrap();
         }
         trainer
     });
-    let trainer = sending.await.unwrap();
     tokio::time::sleep(Duration::from_secs(10)).await;
+    let trainer = sending.await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let started = std::time::Instant::now();
     tokio::time::timeout(Duration::from_secs(5), student.leave())
         .await

@@ -64,6 +64,13 @@ pub enum SessionEvent {
         from: ParticipantIdentity,
         stream_id: String,
     },
+    /// `from` sent more than `MAX_CHAT_PER_SECOND` chat messages in a second: `count` of
+    /// them were dropped. Fires once that second is over (from `handle_data` or
+    /// `handle_timeout`).
+    ChatDropped {
+        from: ParticipantIdentity,
+        count: u64,
+    },
     /// A chat message, complete (text streams are reassembled first).
     ChatReceived(ChatMessage),
     /// A signalling round trip was measured.

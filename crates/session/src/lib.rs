@@ -41,5 +41,5 @@ pub use negotiation::{
     OFFER_TIMEOUT, RtcCommand, SignalTarget,
 };
 pub use session::DataReceiveError;
-pub use session::{PublishError, Session, SessionState};
+pub use session::{MAX_CHAT_PER_SECOND, PublishError, Session, SessionState};
 pub use wire::{DataError, FrameError};

@@ -19,6 +19,18 @@ pub enum DataReceiveError {
     Chat(#[from] ChatReceiveError),
 }
 
+/// Chat messages taken from one sender per second: a class's busiest chatter sends a few
+/// (a bot relaying a transcript, a few dozen); beyond, a flood (a script, a hostile peer)
+/// is dropped and counted, so the room and the application stay responsive.
+pub const MAX_CHAT_PER_SECOND: u32 = 50;
+const CHAT_WINDOW: Duration = Duration::from_secs(1);
+
+struct ChatWindow {
+    started: Instant,
+    taken: u32,
+    dropped: u64,
+}
+
 /// The server must answer the upgrade with a JoinResponse within this (the SDKs use 5–10 s).
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Used when the JoinResponse carries none (the server sends 5 s / 15 s).
@@ -57,6 +69,9 @@ pub struct Session {
     data_sequence: u32,
     /// The last reliable sequence seen per sender, to drop duplicates.
     data_seen: HashMap<ParticipantIdentity, u32>,
+    /// Chat messages taken from each sender in its current one-second window, and those
+    /// dropped beyond the rate (told when the window ends).
+    chat_rate: HashMap<ParticipantIdentity, ChatWindow>,
     chat: ChatAssembler,
     negotiation: Negotiation,
     rtc: VecDeque<RtcCommand>,
@@ -91,6 +106,7 @@ impl Session {
             data_transmits: VecDeque::new(),
             data_sequence: 0,
             data_seen: HashMap::new(),
+            chat_rate: HashMap::new(),
             chat: ChatAssembler::default(),
             negotiation: Negotiation::default(),
             rtc: VecDeque::new(),
@@ -299,6 +315,7 @@ impl Session {
                     self.drop_speaker(&sid);
                     self.chat.forget(&identity);
                     self.data_seen.remove(&identity);
+                    self.chat_rate.remove(&identity);
                     SessionEvent::ParticipantLeft { sid, identity }
                 }
                 Change::TrackPublished(participant, track) => {
@@ -363,6 +380,7 @@ impl Session {
     /// Sends pings when due; declares the signal dead after `ping_timeout` of silence.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.expire_chat(now);
+        self.tell_dropped_chat(now);
         match self.state {
             SessionState::Joining if now >= self.started + JOIN_TIMEOUT => self.disconnect(
                 DisconnectReason::JoinRefused(format!("no JoinResponse within {JOIN_TIMEOUT:?}")),
@@ -411,6 +429,7 @@ impl Session {
                     self.next_ping,
                     self.negotiation.deadline(),
                     self.chat.next_expiry(),
+                    self.next_chat_report(),
                 ];
                 Some(others.into_iter().flatten().fold(dead, Instant::min))
             }
@@ -501,9 +520,57 @@ impl Session {
             *last = packet.sequence;
         }
         if let Some(message) = self.chat.handle(now, packet)? {
-            self.events.push_back(SessionEvent::ChatReceived(message));
+            let window = self
+                .chat_rate
+                .entry(message.from.clone())
+                .or_insert(ChatWindow {
+                    started: now,
+                    taken: 0,
+                    dropped: 0,
+                });
+            if now >= window.started + CHAT_WINDOW {
+                let dropped = std::mem::take(&mut window.dropped);
+                *window = ChatWindow {
+                    started: now,
+                    taken: 0,
+                    dropped: 0,
+                };
+                if dropped > 0 {
+                    self.events.push_back(SessionEvent::ChatDropped {
+                        from: message.from.clone(),
+                        count: dropped,
+                    });
+                }
+            }
+            if window.taken < MAX_CHAT_PER_SECOND {
+                window.taken += 1;
+                self.events.push_back(SessionEvent::ChatReceived(message));
+            } else {
+                window.dropped += 1;
+            }
         }
         Ok(())
+    }
+
+    /// Senders whose flood window ended are told about: how many were dropped.
+    fn tell_dropped_chat(&mut self, now: Instant) {
+        for (from, window) in &mut self.chat_rate {
+            if window.dropped > 0 && now >= window.started + CHAT_WINDOW {
+                self.events.push_back(SessionEvent::ChatDropped {
+                    from: from.clone(),
+                    count: std::mem::take(&mut window.dropped),
+                });
+            }
+        }
+    }
+
+    /// When a flood's count is next due.
+    fn next_chat_report(&self) -> Option<Instant> {
+        self.chat_rate
+            .values()
+            .filter(|w| w.dropped > 0)
+            .map(|w| w.started + CHAT_WINDOW)
+            .min()
     }
 
     /// Chat streams whose trailer is overdue are given up, and said so.

@@ -994,3 +994,45 @@ fn an_unfinished_chat_message_is_reported_when_given_up() {
         "{ev:?}"
     );
 }
+
+/// A sender flooding the chat (1,000 messages in one instant) gets 50 through, the rest
+/// are counted and told once its second is over; other senders are unaffected.
+#[test]
+fn a_chat_flood_is_capped_per_sender_and_counted() {
+    use crate::wire::data;
+    let (mut s, t0) = joined(vec![
+        fake::participant("PA_a", "2", 1),
+        fake::participant("PA_b", "3", 1),
+    ]);
+    events(&mut s);
+    let mut sequence = 0;
+    let mut say = |s: &mut Session, from: &str, text: &str, at: Instant| {
+        for payload in crate::chat::outgoing(text, &format!("{from}-{sequence}"), 0).unwrap() {
+            sequence += 1;
+            let packet = data::encode(sequence, payload);
+            s.handle_data(at, &data::forwarded(from, &packet)).unwrap();
+        }
+    };
+    for i in 0..1000 {
+        say(&mut s, "2", &format!("spam {i}"), t0);
+    }
+    say(&mut s, "3", "une vraie question", t0);
+    let ev = events(&mut s);
+    let received = |ev: &[SessionEvent], who: &str| {
+        ev.iter()
+            .filter(|e| matches!(e, SessionEvent::ChatReceived(m) if m.from.as_str() == who))
+            .count()
+    };
+    assert_eq!(received(&ev, "2"), MAX_CHAT_PER_SECOND as usize);
+    assert_eq!(received(&ev, "3"), 1, "others are unaffected");
+    let due = s.poll_timeout().unwrap();
+    assert!(due <= t0 + Duration::from_secs(1));
+    s.handle_timeout(t0 + Duration::from_secs(1));
+    assert!(events(&mut s).contains(&SessionEvent::ChatDropped {
+        from: ParticipantIdentity("2".into()),
+        count: 1000 - u64::from(MAX_CHAT_PER_SECOND),
+    }));
+    // The next second, the sender is heard again.
+    say(&mut s, "2", "pardon", t0 + Duration::from_secs(1));
+    assert_eq!(received(&events(&mut s), "2"), 1);
+}
