@@ -37,6 +37,8 @@ const OUTBOX_CAP: usize = 1024;
 const MAX_TRACKS_PER_PARTICIPANT: usize = 8;
 /// Tracks held while their participant is not in the roster yet.
 const MAX_UNCLAIMED_TRACKS: usize = 16;
+/// How long the rest of a broken socket is read for the server's last words.
+const LAST_WORDS: Duration = Duration::from_millis(500);
 /// Rejected messages told per window; the others are counted.
 const REJECTIONS_TOLD: u32 = 5;
 const REJECTION_WINDOW: Duration = Duration::from_secs(1);
@@ -323,6 +325,26 @@ impl Driver {
         }
     }
 
+    /// Writing failed: the server may have closed the socket right after saying why (a
+    /// LeaveRequest: removed by a moderator, the room closed). That reason decides what
+    /// comes next (a removed participant must not reconnect), so what is left to read is
+    /// read, briefly, before the signal is declared lost.
+    async fn read_last_words(&mut self, write_error: tungstenite::Error) {
+        let deadline = tokio::time::Instant::now() + LAST_WORDS;
+        while self.session.state() != SessionState::Disconnected {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Ok(Some(Ok(Message::Binary(frame)))) => {
+                    if let Err(e) = self.session.handle_frame(Instant::now(), &frame) {
+                        self.reject(e.to_string());
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+                _ => break,
+            }
+        }
+        self.session.handle_signal_lost(write_error.to_string());
+    }
+
     fn handle_signal(&mut self, message: Option<Result<Message, tungstenite::Error>>) {
         match message {
             Some(Ok(Message::Binary(frame))) => {
@@ -546,7 +568,7 @@ impl Driver {
     async fn flush(&mut self) {
         while let Some(frame) = self.session.poll_transmit() {
             if let Err(e) = self.ws.send(Message::Binary(frame.into())).await {
-                self.session.handle_signal_lost(e.to_string());
+                self.read_last_words(e).await;
                 break;
             }
         }
