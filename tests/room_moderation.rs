@@ -36,6 +36,26 @@ async fn room_service(grant_url: &str, token: &str, method: &str, body: serde_js
     );
 }
 
+/// The moderator sets which sources `who` may publish (the permission is replaced whole:
+/// the rest of it is restated).
+async fn allow_sources(
+    moderator: &estrade_backend::api::JoinResponse,
+    who: &ParticipantIdentity,
+    sources: &[&str],
+) {
+    let permission = serde_json::json!({
+        "can_subscribe": true, "can_publish": true, "can_publish_data": true,
+        "can_publish_sources": sources,
+    });
+    room_service(
+        &moderator.url,
+        &moderator.token,
+        "UpdateParticipant",
+        serde_json::json!({"room": moderator.room_name, "identity": who.0, "permission": permission}),
+    )
+    .await;
+}
+
 fn onsets(heard: &PulseRecorder, from: &ParticipantIdentity) -> usize {
     heard.heard_from(from).pulses.latencies_ms.len()
 }
@@ -108,16 +128,7 @@ async fn the_server_mutes_and_unpublishes_us_and_we_obey() {
 
     // The trainer takes her microphone away: the server ends the track, the engine
     // drops the publication (a new publish is not "already published").
-    room_service(
-        &trainer_grant.url,
-        &trainer_grant.token,
-        "UpdateParticipant",
-        serde_json::json!({"room": room, "identity": lea.0, "permission": {
-            "can_subscribe": true, "can_publish": true, "can_publish_data": true,
-            "can_publish_sources": ["SCREEN_SHARE"],
-        }}),
-    )
-    .await;
+    allow_sources(&trainer_grant, &lea, &["SCREEN_SHARE"]).await;
     wait_for(&mut events, "the publication's end", |e| match e {
         RoomEvent::LocalTrackEnded {
             source: TrackSource::Microphone,
@@ -154,16 +165,7 @@ async fn the_server_mutes_and_unpublishes_us_and_we_obey() {
     }
 
     // She gets it back and speaks again.
-    room_service(
-        &trainer_grant.url,
-        &trainer_grant.token,
-        "UpdateParticipant",
-        serde_json::json!({"room": room, "identity": lea.0, "permission": {
-            "can_subscribe": true, "can_publish": true, "can_publish_data": true,
-            "can_publish_sources": ["MICROPHONE"],
-        }}),
-    )
-    .await;
+    allow_sources(&trainer_grant, &lea, &["MICROPHONE"]).await;
     wait_for(&mut events, "her permission back", |e| match e {
         RoomEvent::Session(SessionEvent::ParticipantUpdated(p)) if p.identity == lea => p
             .permissions

@@ -143,10 +143,7 @@ impl Driver {
                 None
             }
             SessionEvent::TrackMuted { participant, track } if ours(participant) => {
-                let p = self
-                    .published
-                    .iter()
-                    .find(|p| p.sid.as_ref() == Some(track))?;
+                let p = &self.published[self.publication_of(track)?];
                 // Already muted by us: nothing changes for the user.
                 if !p.enabled.send_replace(false) {
                     return None;
@@ -158,20 +155,14 @@ impl Driver {
             }
             SessionEvent::TrackUnmuted { participant, track } if ours(participant) => {
                 // Unmuting is the user's decision: if we are muted, the server hears so.
-                let p = self
-                    .published
-                    .iter()
-                    .find(|p| p.sid.as_ref() == Some(track))?;
+                let p = &self.published[self.publication_of(track)?];
                 if !*p.enabled.borrow() {
                     self.session.set_track_muted(track, true);
                 }
                 None
             }
             SessionEvent::TrackUnpublished { participant, track } if ours(participant) => {
-                let at = self
-                    .published
-                    .iter()
-                    .position(|p| p.sid.as_ref() == Some(track))?;
+                let at = self.publication_of(track)?;
                 Some(
                     self.end_publication(at, LocalTrackEndReason::Unpublished)
                         .await,
@@ -184,6 +175,13 @@ impl Driver {
             }
             _ => None,
         }
+    }
+
+    /// Which of our publications the server calls `track`.
+    fn publication_of(&self, track: &TrackSid) -> Option<usize> {
+        self.published
+            .iter()
+            .position(|p| p.sid.as_ref() == Some(track))
     }
 
     /// Drops publication `at` (its pump stops with its `enabled` sender) and takes its
