@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts, stops or reports the local livekit-server (v1.13.5, loopback only, devkey/secret).
-#   scripts/livekit.sh start|stop|status
+#   scripts/livekit.sh start|stop|kill|status   (kill: SIGKILL, a crash, for fault tests)
 # ESTRADE_LIVEKIT_PORT (default 7880) picks the signalling port; ICE uses UDP port+2 and
 # TCP port+1, so the demo (7880) and the tests (17880) can run side by side.
 set -euo pipefail
@@ -63,9 +63,16 @@ stop() {
   rm -f "$PIDFILE"
 }
 
+crash() {
+  if running; then kill -9 "$(cat "$PIDFILE")" 2>/dev/null || true; fi
+  rm -f "$PIDFILE"
+  log "livekit-server on port $PORT killed"
+}
+
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
+  kill) crash ;;
   status) if running && ready; then echo "running on ws://127.0.0.1:$PORT"; else echo "stopped"; exit 1; fi ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|kill|status" >&2; exit 2 ;;
 esac

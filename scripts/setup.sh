@@ -17,6 +17,9 @@ APT_PACKAGES=(
   pulseaudio pulseaudio-utils libasound2-plugins sox espeak-ng
   # the real keychain: Secret Service from gnome-keyring on a private D-Bus
   gnome-keyring dbus dbus-user-session libsecret-tools
+  # fault tests: network cuts and loss (nftables), namespaces (iproute2); a LiveKit cluster
+  # shares its state in Redis
+  nftables iproute2 redis-server
   # misc used by scripts
   curl procps
 )

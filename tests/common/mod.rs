@@ -15,6 +15,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+pub mod reconnect;
+pub mod relay;
+
 /// scripts/livekit.sh's server for the tests.
 pub fn livekit_url() -> String {
     std::env::var("ESTRADE_LIVEKIT_URL").unwrap_or_else(|_| "ws://127.0.0.1:7880".into())
@@ -23,6 +26,11 @@ pub fn livekit_url() -> String {
 /// A devserver on an ephemeral port (demo data, in memory) and a client for it. Its LiveKit
 /// rooms are its own (a unique prefix), so tests and earlier runs never meet in a room.
 pub async fn devserver(config: Config) -> (RunningServer, Backend) {
+    devserver_on(config, &livekit_url()).await
+}
+
+/// A devserver whose grants point at the livekit-server on `livekit_url`.
+pub async fn devserver_on(config: Config, livekit_url: &str) -> (RunningServer, Backend) {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let room_prefix = format!(
         "t{}-{}-{}-",
@@ -32,7 +40,7 @@ pub async fn devserver(config: Config) -> (RunningServer, Backend) {
     );
     let server = estrade_devserver::spawn(Config {
         bind: "127.0.0.1:0".parse().unwrap(),
-        livekit_url: livekit_url(),
+        livekit_url: livekit_url.to_owned(),
         room_prefix,
         ..config
     })
@@ -169,6 +177,53 @@ pub async fn join_room(
     )
 }
 
+/// A livekit-server of the test's own (scripts/livekit.sh on `port`), for tests that
+/// kill and restart it. Stopped when dropped.
+pub struct OwnLivekit {
+    pub port: u16,
+}
+
+impl OwnLivekit {
+    pub fn start(port: u16) -> Self {
+        let own = Self { port };
+        own.run("start");
+        own
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: the server crashes, saying nothing to anyone.
+    pub fn kill(&self) {
+        self.run("kill");
+    }
+
+    pub fn restart(&self) {
+        self.run("start");
+    }
+
+    fn run(&self, action: &str) {
+        let status = Command::new("bash")
+            .arg(format!(
+                "{}/scripts/livekit.sh",
+                std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo test")
+            ))
+            .arg(action)
+            .env("ESTRADE_LIVEKIT_PORT", self.port.to_string())
+            .stdout(Stdio::null())
+            .status()
+            .expect("scripts/livekit.sh runs");
+        assert!(status.success(), "scripts/livekit.sh {action} failed");
+    }
+}
+
+impl Drop for OwnLivekit {
+    fn drop(&mut self) {
+        self.run("stop");
+    }
+}
+
 /// The venv scripts/setup.sh installs the SDK into.
 pub fn python() -> String {
     let venv = std::env::var("ESTRADE_PY").unwrap_or_else(|_| {
@@ -215,4 +270,56 @@ pub fn start_peer(
         serde_json::from_str(stdout.lines().last().unwrap_or(""))
             .unwrap_or_else(|e| panic!("the peer's report ({e}): {stdout}"))
     })
+}
+
+/// A network cut between this machine's clients and one livekit-server of the test's own:
+/// nftables drops every packet to and from its ports on loopback (signalling, ICE over UDP
+/// and TCP), in a table of the test's own. Nothing is refused: the path just goes silent,
+/// as when a train enters a tunnel. Lifted when dropped.
+pub struct NetCut {
+    table: String,
+}
+
+impl NetCut {
+    pub fn start(livekit: &OwnLivekit) -> Self {
+        let table = format!("estrade_cut_{}", livekit.port);
+        let ports = format!(
+            "{{ {}, {}, {} }}",
+            livekit.port,
+            livekit.port + 1,
+            livekit.port + 2
+        );
+        let rules = format!(
+            "table inet {table} {{\n chain input {{\n  type filter hook input priority -10; policy accept;\n  \
+             iif lo tcp dport {ports} drop\n  iif lo tcp sport {ports} drop\n  \
+             iif lo udp dport {ports} drop\n  iif lo udp sport {ports} drop\n }}\n}}\n"
+        );
+        nft(&["-f", "-"], Some(&rules));
+        Self { table }
+    }
+}
+
+impl Drop for NetCut {
+    fn drop(&mut self) {
+        nft(&["delete", "table", "inet", &self.table], None);
+    }
+}
+
+fn nft(args: &[&str], stdin: Option<&str>) {
+    use std::io::Write as _;
+    let mut child = Command::new("nft")
+        .args(args)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("nft runs (scripts/setup.sh installs nftables)");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "nft {args:?} failed");
 }

@@ -100,8 +100,19 @@ fn session(e: &SessionEvent) -> Value {
         SessionEvent::RoundTripMeasured { rtt_ms } => {
             json!({"event": "round_trip_measured", "rtt_ms": rtt_ms})
         }
-        SessionEvent::Disconnected { reason, action } => json!({
-            "event": "disconnected", "reason": format!("{reason:?}"), "action": format!("{action:?}").to_lowercase()}),
+        SessionEvent::Reconnecting {
+            attempt,
+            kind,
+            reason,
+        } => json!({
+            "event": "reconnecting", "attempt": attempt,
+            "kind": format!("{kind:?}").to_lowercase(), "reason": format!("{reason:?}")}),
+        SessionEvent::Reconnected { kind, after, local } => json!({
+            "event": "reconnected", "kind": format!("{kind:?}").to_lowercase(),
+            "after_ms": after.as_millis() as u64, "sid": local.sid.as_str()}),
+        SessionEvent::ChatUndelivered { id } => json!({"event": "chat_undelivered", "id": id}),
+        SessionEvent::Disconnected { reason } => json!({
+            "event": "disconnected", "reason": format!("{reason:?}"), "can_rejoin": reason.can_rejoin()}),
         other => json!({"event": "other", "debug": format!("{other:?}")}),
     }
 }

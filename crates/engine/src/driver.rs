@@ -12,18 +12,18 @@ use estrade_rtc::{
     VideoCodec,
 };
 use estrade_session::{
-    ChatError, ChatMessage, DisconnectReason, LeaveAction, ParticipantSid, RtcCommand, Session,
-    SessionEvent, SessionState, SignalTarget, TrackKind, TrackSettings, TrackSid, TrackSource,
+    ChatError, ChatMessage, DisconnectReason, ParticipantSid, RtcCommand, Session, SessionEvent,
+    SessionState, SignalTarget, TrackKind, TrackRequest, TrackSettings, TrackSid, TrackSource,
     VideoLayer,
 };
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::SinkExt as _;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::audio::{self, AudioOutput};
 use crate::events::RoomEvent;
 use crate::room::CommandError;
-use crate::signal::Ws;
+use crate::signal::{ConnectError, Ws};
 use crate::video::{self, VideoOutput};
 
 /// Closing the socket politely must not hold the room open.
@@ -39,6 +39,8 @@ const MAX_TRACKS_PER_PARTICIPANT: usize = 8;
 const MAX_UNCLAIMED_TRACKS: usize = 16;
 /// How long the rest of a broken socket is read for the server's last words.
 const LAST_WORDS: Duration = Duration::from_millis(500);
+/// Reports from the WebRTC stack (candidates, states, data) waiting for the engine.
+pub(crate) const RTC_EVENT_CAPACITY: usize = 256;
 /// Rejected messages told per window; the others are counted.
 const REJECTIONS_TOLD: u32 = 5;
 const REJECTION_WINDOW: Duration = Duration::from_secs(1);
@@ -95,6 +97,10 @@ pub(crate) enum Command {
 /// What `join` set up before the room task takes over.
 pub(crate) struct Joined {
     pub started: Instant,
+    /// The `/rtc` URL and the original token, for reconnects.
+    pub url: url::Url,
+    pub token: String,
+    pub on_loopback: bool,
     pub ws: Ws,
     pub session: Session,
     pub pcs: PeerConnections,
@@ -103,7 +109,14 @@ pub(crate) struct Joined {
 
 pub(crate) struct Driver {
     started: Instant,
-    ws: Ws,
+    url: url::Url,
+    /// Used for reconnects until the server hands out a fresher one. Never logged.
+    token: String,
+    on_loopback: bool,
+    /// `None` between a lost socket and the next attempt's.
+    ws: Option<Ws>,
+    /// A reconnect attempt's socket being opened (off the loop: commands go on).
+    connecting: Option<tokio::task::JoinHandle<Result<Ws, ConnectError>>>,
     session: Session,
     pcs: PeerConnections,
     rtc_events: mpsc::Receiver<RtcEvent>,
@@ -148,6 +161,8 @@ pub(crate) enum Publishing {
 pub(crate) struct Publication {
     pub source: TrackSource,
     pub cid: String,
+    /// What the server was asked: asked again after a full reconnect.
+    pub request: TrackRequest,
     pub track: LocalTrack,
     /// Known once the server accepted the AddTrackRequest.
     pub sid: Option<TrackSid>,
@@ -163,7 +178,11 @@ impl Driver {
     ) -> Self {
         Self {
             started: joined.started,
-            ws: joined.ws,
+            url: joined.url,
+            token: joined.token,
+            on_loopback: joined.on_loopback,
+            ws: Some(joined.ws),
+            connecting: None,
             session: joined.session,
             pcs: joined.pcs,
             rtc_events: joined.rtc_events,
@@ -208,7 +227,6 @@ impl Driver {
             // The session may be half-updated: it is not asked anything more.
             self.emit(RoomEvent::Session(SessionEvent::Disconnected {
                 reason: DisconnectReason::Internal(why),
-                action: LeaveAction::Disconnect,
             }));
         }
         self.finish().await;
@@ -218,6 +236,7 @@ impl Driver {
         loop {
             self.apply_rtc_commands().await;
             self.flush().await;
+            self.start_reconnect().await;
             if self.session.state() == SessionState::Disconnected {
                 break;
             }
@@ -244,7 +263,8 @@ impl Driver {
                     // Nobody listens any more.
                     Err(_) => self.outbox.clear(),
                 },
-                message = self.ws.next(), if reading => self.handle_signal(message),
+                message = next_message(&mut self.ws), if reading => self.handle_signal(message),
+                opened = opened(&mut self.connecting) => self.handle_opened(opened).await,
                 Some(event) = self.rtc_events.recv(), if reading => self.handle_rtc(event),
                 _ = tokio::time::sleep_until(wake.into()) => self.session.handle_timeout(Instant::now()),
             }
@@ -256,7 +276,12 @@ impl Driver {
     async fn finish(mut self) {
         self.remote_media.abort_all();
         self.unclaimed.clear();
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.close(None)).await;
+        if let Some(connecting) = self.connecting.take() {
+            connecting.abort();
+        }
+        if let Some(ws) = &mut self.ws {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(None)).await;
+        }
         self.pcs.close().await;
         // Their `enabled` senders go: the microphone and camera tasks stop on their own
         // instead of outliving the room.
@@ -331,8 +356,9 @@ impl Driver {
     /// read, briefly, before the signal is declared lost.
     async fn read_last_words(&mut self, write_error: tungstenite::Error) {
         let deadline = tokio::time::Instant::now() + LAST_WORDS;
-        while self.session.state() != SessionState::Disconnected {
-            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+        let lost = |s: &Session| !s.signalling();
+        while !lost(&self.session) {
+            match tokio::time::timeout_at(deadline, next_message(&mut self.ws)).await {
                 Ok(Some(Ok(Message::Binary(frame)))) => {
                     if let Err(e) = self.session.handle_frame(Instant::now(), &frame) {
                         self.reject(e.to_string());
@@ -342,25 +368,31 @@ impl Driver {
                 _ => break,
             }
         }
-        self.session.handle_signal_lost(write_error.to_string());
+        self.ws = None;
+        self.session
+            .handle_signal_lost(Instant::now(), write_error.to_string());
     }
 
     fn handle_signal(&mut self, message: Option<Result<Message, tungstenite::Error>>) {
-        match message {
+        let lost = match message {
             Some(Ok(Message::Binary(frame))) => {
                 if let Err(e) = self.session.handle_frame(Instant::now(), &frame) {
                     self.reject(e.to_string());
                 }
+                return;
             }
-            Some(Ok(Message::Close(close))) => self.session.handle_signal_lost(format!(
+            Some(Ok(Message::Close(close))) => format!(
                 "closed by the server: {}",
                 close.map(|c| c.reason.to_string()).unwrap_or_default()
-            )),
+            ),
             // Pings are answered by tungstenite; LiveKit sends no text frames.
-            Some(Ok(_)) => {}
-            Some(Err(e)) => self.session.handle_signal_lost(e.to_string()),
-            None => self.session.handle_signal_lost("end of stream".into()),
-        }
+            Some(Ok(_)) => return,
+            Some(Err(e)) => e.to_string(),
+            None => "end of stream".into(),
+        };
+        // A closed socket reads as closed forever: it is dropped, not polled again.
+        self.ws = None;
+        self.session.handle_signal_lost(Instant::now(), lost);
     }
 
     fn handle_rtc(&mut self, event: RtcEvent) {
@@ -377,9 +409,16 @@ impl Driver {
                     Target::Publisher => self.publisher_up = up,
                     Target::Subscriber => self.subscriber_up = up,
                 }
-                if state == ConnectionState::Failed {
-                    self.session
-                        .handle_media_failed(format!("the {target:?} PeerConnection failed"));
+                let now = Instant::now();
+                match state {
+                    ConnectionState::Failed => self
+                        .session
+                        .handle_media_failed(now, format!("the {target:?} PeerConnection failed")),
+                    ConnectionState::Disconnected => self.session.handle_media_interrupted(
+                        now,
+                        format!("the {target:?} PeerConnection lost its path"),
+                    ),
+                    _ => {}
                 }
             }
             RtcEvent::DataChannelOpened { label } => self.reliable_open |= label == "_reliable",
@@ -553,31 +592,51 @@ impl Driver {
                     }
                     Err(e) => Err(e),
                 },
+                RtcCommand::RestartPublisherIce => {
+                    match self.pcs.create_publisher_offer_restarting_ice().await {
+                        Ok(offer) => {
+                            if let Err(e) = self.session.publisher_offer(Instant::now(), offer) {
+                                self.reject(e.to_string());
+                            }
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                RtcCommand::ReplacePeerConnections => self.replace_peer_connections().await,
                 other => {
                     tracing::error!(?other, "the engine does not handle this WebRTC command");
                     Ok(())
                 }
             };
             if let Err(e) = result {
-                self.session.handle_media_failed(e.to_string());
+                self.session
+                    .handle_media_failed(Instant::now(), e.to_string());
             }
         }
     }
 
     /// Sends what the session queued and hands its events to the application.
     async fn flush(&mut self) {
+        let transport_up = self.reliable_open && self.publisher_up && self.subscriber_up;
+        if transport_up && self.session.state() == SessionState::Reconnecting {
+            self.session.handle_transport_ready(Instant::now());
+        }
         while let Some(frame) = self.session.poll_transmit() {
-            if let Err(e) = self.ws.send(Message::Binary(frame.into())).await {
+            // No socket (between attempts): the session knows; what it queued is moot.
+            let Some(ws) = &mut self.ws else { break };
+            if let Err(e) = ws.send(Message::Binary(frame.into())).await {
                 self.read_last_words(e).await;
                 break;
             }
         }
         while self.reliable_open {
-            let Some(packet) = self.session.poll_data_transmit() else {
+            let Some(packet) = self.session.poll_data_transmit(Instant::now()) else {
                 break;
             };
             if let Err(e) = self.pcs.send_reliable(packet.into()).await {
-                self.session.handle_media_failed(e.to_string());
+                self.session
+                    .handle_media_failed(Instant::now(), e.to_string());
                 break;
             }
         }
@@ -696,3 +755,6 @@ fn new_stream_id() -> String {
 
 #[path = "publish.rs"]
 mod publish;
+#[path = "reconnect.rs"]
+mod reconnect;
+use reconnect::{next_message, opened};

@@ -32,7 +32,7 @@ pub use signal::ConnectError;
 pub use video::{CameraSettings, VideoOutput};
 
 pub use estrade_session::{
-    ChatError, ChatMessage, ConnectionQuality, DisconnectReason, LeaveAction, Participant,
-    ParticipantIdentity, ParticipantSid, PublishError, Room as RoomInfo, SessionEvent, TrackKind,
-    TrackPublication, TrackSettings, TrackSid, TrackSource, VideoQuality,
+    ChatError, ChatMessage, ConnectionQuality, DisconnectReason, Participant, ParticipantIdentity,
+    ParticipantSid, PublishError, RECONNECT_GIVE_UP, ReconnectKind, Room as RoomInfo, SessionEvent,
+    TrackKind, TrackPublication, TrackSettings, TrackSid, TrackSource, VideoQuality,
 };

@@ -61,6 +61,7 @@ impl Driver {
         // Checked, then on the PeerConnection, then asked of the server: the server never
         // hears of a track we failed to add.
         self.session.check_publish(&request)?;
+        let asked = request.clone();
         let added = match &video {
             None => self.pcs.add_audio_track(&cid, "estrade").await,
             Some((codec, layers)) => {
@@ -80,6 +81,7 @@ impl Driver {
         self.published.push(Publication {
             source,
             cid,
+            request: asked,
             track: track.clone(),
             sid: None,
             enabled,

@@ -31,8 +31,6 @@ const MEDIA_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 /// application catches up. Nothing is dropped, and commands never wait on it.
 const EVENT_CAPACITY: usize = 256;
 const COMMAND_CAPACITY: usize = 32;
-/// Reports from the WebRTC stack (candidates, states, data) waiting for the engine.
-const RTC_EVENT_CAPACITY: usize = 256;
 
 /// Where and as whom to join: what the organization's backend hands out.
 #[derive(Clone)]
@@ -148,7 +146,7 @@ pub async fn join(options: JoinOptions) -> Result<(Room, RoomEvents), JoinError>
         return Err(JoinError::Refused(reason));
     }
 
-    let (rtc_tx, rtc_events) = mpsc::channel(RTC_EVENT_CAPACITY);
+    let (rtc_tx, rtc_events) = mpsc::channel(crate::driver::RTC_EVENT_CAPACITY);
     let config = RtcConfig {
         ice_servers: ice::usable(session.ice_servers(), on_loopback),
         allow_loopback: on_loopback,
@@ -166,6 +164,9 @@ pub async fn join(options: JoinOptions) -> Result<(Room, RoomEvents), JoinError>
     let driver = Driver::new(
         Joined {
             started,
+            url,
+            token: options.token.clone(),
+            on_loopback,
             ws,
             session,
             pcs,

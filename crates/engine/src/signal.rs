@@ -101,7 +101,27 @@ pub(crate) fn is_loopback(url: &Url) -> bool {
     }
 }
 
+/// The URL of a resume: the same, plus who we are and why we come back.
+pub(crate) fn resume_url(url: &Url, sid: &str, reason: i32) -> Url {
+    let mut url = url.clone();
+    url.query_pairs_mut()
+        .append_pair("reconnect", "1")
+        .append_pair("sid", sid)
+        .append_pair("reconnect_reason", &reason.to_string());
+    url
+}
+
 pub(crate) async fn connect(url: &Url, token: &str) -> Result<Ws, ConnectError> {
+    connect_within(url, token, CONNECT_TIMEOUT).await
+}
+
+/// Connects, giving up after `timeout` (a reconnect tries again soon rather than waiting
+/// on a dead path).
+pub(crate) async fn connect_within(
+    url: &Url,
+    token: &str,
+    timeout: Duration,
+) -> Result<Ws, ConnectError> {
     let mut request = url
         .as_str()
         .into_client_request()
@@ -115,8 +135,8 @@ pub(crate) async fn connect(url: &Url, token: &str) -> Result<Ws, ConnectError> 
         .headers_mut()
         .insert(http::header::AUTHORIZATION, bearer);
     let connecting = tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), true);
-    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-        Err(_) => Err(ConnectError::Timeout(CONNECT_TIMEOUT)),
+    match tokio::time::timeout(timeout, connecting).await {
+        Err(_) => Err(ConnectError::Timeout(timeout)),
         Ok(Ok((ws, _))) => Ok(ws),
         Ok(Err(e)) => Err(upgrade_error(e, token)),
     }

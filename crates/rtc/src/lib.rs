@@ -13,5 +13,5 @@ pub use estrade_media::VideoCodec;
 pub use media::{LocalTrack, MediaKind, RemoteTrack, RemoteVideoFrames, RtpPacket};
 
 pub use peer::{
-    ConnectionState, IceServer, PeerConnections, RtcConfig, RtcError, RtcEvent, Target,
+    ConnectionState, IceServer, PeerConnections, RtcConfig, RtcError, RtcEvent, Snapshot, Target,
 };

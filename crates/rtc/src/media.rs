@@ -278,11 +278,15 @@ impl PeerConnections {
                 rtcp_feedback: video_feedback(),
             },
         };
-        let local = self
-            .add_track(capability.clone(), cid, stream_id, rids)
-            .await?;
-        // Offer this codec alone: the server records the track's codec from the SDP, and
-        // an offer listing VP8 first would have it answer VP8.
+        let local = self.add_track(capability, cid, stream_id, rids).await?;
+        self.prefer_own_codec(&local).await?;
+        Ok(local)
+    }
+
+    /// Offer the video track's codec alone: the server records the track's codec from the
+    /// SDP, and an offer listing VP8 first would have it answer VP8.
+    async fn prefer_own_codec(&self, local: &LocalTrack) -> Result<(), RtcError> {
+        let capability = local.layers[0].codec();
         let transceivers = self.publisher().get_transceivers().await;
         for t in transceivers {
             if Arc::ptr_eq(&t.sender().await, &local.sender) {
@@ -294,7 +298,25 @@ impl PeerConnections {
                 .map_err(|e| RtcError::Setup(e.to_string()))?;
             }
         }
-        Ok(local)
+        Ok(())
+    }
+
+    /// Puts a track made on other PeerConnections (closed since: a full reconnect) on
+    /// these. The returned handle shares the original's layers and counters, so the pump
+    /// that writes to the original goes on, now to these connections. Renegotiate after.
+    pub async fn add_existing_track(&self, track: &LocalTrack) -> Result<LocalTrack, RtcError> {
+        let layers: Vec<Arc<TrackLocalStaticSample>> = track.layers.iter().cloned().collect();
+        let sender = self.attach(&layers, &track.keyframe_wanted).await?;
+        let moved = LocalTrack {
+            layers: Arc::clone(&track.layers),
+            sender,
+            keyframe_wanted: Arc::clone(&track.keyframe_wanted),
+            frames_written: Arc::clone(&track.frames_written),
+        };
+        if moved.layers[0].kind() == RTPCodecType::Video {
+            self.prefer_own_codec(&moved).await?;
+        }
+        Ok(moved)
     }
 
     async fn add_track(
@@ -304,7 +326,6 @@ impl PeerConnections {
         stream_id: &str,
         rids: &[&str],
     ) -> Result<LocalTrack, RtcError> {
-        let setup = |e: webrtc::Error| RtcError::Setup(e.to_string());
         let layers: Vec<Arc<TrackLocalStaticSample>> = if rids.is_empty() {
             vec![Arc::new(TrackLocalStaticSample::new(
                 codec,
@@ -323,6 +344,24 @@ impl PeerConnections {
                 })
                 .collect()
         };
+        let keyframe_wanted: Arc<[AtomicBool]> =
+            layers.iter().map(|_| AtomicBool::new(false)).collect();
+        let sender = self.attach(&layers, &keyframe_wanted).await?;
+        Ok(LocalTrack {
+            layers: layers.into(),
+            sender,
+            keyframe_wanted,
+            frames_written: Arc::default(),
+        })
+    }
+
+    /// Adds the layers to the publisher PC as one sender, and reads its RTCP.
+    async fn attach(
+        &self,
+        layers: &[Arc<TrackLocalStaticSample>],
+        keyframe_wanted: &Arc<[AtomicBool]>,
+    ) -> Result<Arc<RTCRtpSender>, RtcError> {
+        let setup = |e: webrtc::Error| RtcError::Setup(e.to_string());
         let sender = self
             .publisher()
             .add_track(Arc::clone(&layers[0]) as Arc<dyn TrackLocal + Send + Sync>)
@@ -334,12 +373,10 @@ impl PeerConnections {
                 .await
                 .map_err(setup)?;
         }
-        let keyframe_wanted: Arc<[AtomicBool]> =
-            layers.iter().map(|_| AtomicBool::new(false)).collect();
         // RTCP from the server must be read for the interceptors (NACK, reports) to work;
         // keyframe requests are noted for the encoder. The tasks end with the sender.
         for (at, layer) in layers.iter().enumerate() {
-            let (rtcp, wanted) = (Arc::clone(&sender), Arc::clone(&keyframe_wanted));
+            let (rtcp, wanted) = (Arc::clone(&sender), Arc::clone(keyframe_wanted));
             let rid = layer.rid().map(str::to_owned);
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 1500];
@@ -359,12 +396,7 @@ impl PeerConnections {
                 }
             });
         }
-        Ok(LocalTrack {
-            layers: layers.into(),
-            sender,
-            keyframe_wanted,
-            frames_written: Arc::default(),
-        })
+        Ok(sender)
     }
 
     /// Takes one of our tracks off the publisher PC. Renegotiate afterwards.

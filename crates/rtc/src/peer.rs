@@ -57,6 +57,15 @@ pub enum RtcEvent {
     TrackReceived(RemoteTrack),
 }
 
+/// The PeerConnections' descriptions and our data channels, for a resume's `SyncState`.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub subscriber_offer: Option<String>,
+    pub subscriber_answer: Option<String>,
+    /// Label and SCTP stream id of each publisher data channel.
+    pub publisher_channels: Vec<(String, u16)>,
+}
+
 /// One STUN/TURN server for both PeerConnections.
 #[derive(Clone, Default)]
 pub struct IceServer {
@@ -239,6 +248,39 @@ impl PeerConnections {
             .await
             .map_err(local)?;
         Ok(offer.sdp)
+    }
+
+    /// A publisher offer that restarts ICE (new credentials, new candidates): after a
+    /// resume, the path may have changed. The DTLS and SCTP sessions go on over it.
+    pub async fn create_publisher_offer_restarting_ice(&self) -> Result<String, RtcError> {
+        let local = |e: webrtc::Error| RtcError::LocalDescription(e.to_string());
+        let options = webrtc::peer_connection::offer_answer_options::RTCOfferOptions {
+            ice_restart: true,
+            ..Default::default()
+        };
+        let offer = self
+            .publisher
+            .create_offer(Some(options))
+            .await
+            .map_err(local)?;
+        self.publisher
+            .set_local_description(offer.clone())
+            .await
+            .map_err(local)?;
+        Ok(offer.sdp)
+    }
+
+    /// What a resuming client tells the server it has.
+    pub async fn snapshot(&self) -> Snapshot {
+        let sdp = |d: Option<RTCSessionDescription>| d.map(|d| d.sdp);
+        Snapshot {
+            subscriber_offer: sdp(self.subscriber.current_remote_description().await),
+            subscriber_answer: sdp(self.subscriber.current_local_description().await),
+            publisher_channels: [&self.reliable, &self._lossy]
+                .iter()
+                .map(|dc| (dc.label().to_owned(), dc.id()))
+                .collect(),
+        }
     }
 
     pub async fn apply_publisher_answer(&self, sdp: String) -> Result<(), RtcError> {

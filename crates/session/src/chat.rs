@@ -43,6 +43,9 @@ pub enum ChatError {
     Empty,
     #[error("the message is {len} bytes long; the limit is {max}")]
     TooLong { len: usize, max: usize },
+    /// Reconnecting, and `max` bytes of chat already wait to be sent.
+    #[error("reconnecting, and {max} bytes of chat already wait to be sent")]
+    QueueFull { max: usize },
 }
 
 /// A received chat packet that could not be used; nothing else is affected.

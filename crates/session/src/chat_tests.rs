@@ -89,6 +89,7 @@ fn the_size_limit_is_a_clear_error() {
 fn inbound(from: &str, payload: DataPayload) -> DataInbound {
     DataInbound {
         from: ParticipantIdentity(from.into()),
+        from_sid: String::new(),
         sequence: 0,
         payload,
     }

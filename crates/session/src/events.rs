@@ -1,6 +1,9 @@
+use std::time::Duration;
+
 use crate::chat::ChatMessage;
 use crate::ids::{ParticipantIdentity, ParticipantSid, TrackSid};
 use crate::model::{ConnectionQuality, Participant, Room, TrackPublication};
+use crate::reconnect::ReconnectKind;
 
 /// What happened in the session, in the order it happened.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,10 +80,32 @@ pub enum SessionEvent {
     RoundTripMeasured {
         rtt_ms: u32,
     },
-    /// The session is over (or must be re-established, see `action`).
+    /// The connection was lost, or the server asked for a reconnect: attempt `attempt`
+    /// (from 1) of getting it back is scheduled. Media and chat wait meanwhile (chat sent
+    /// now is queued). Fires each attempt; `Reconnected` or `Disconnected` ends the series.
+    Reconnecting {
+        attempt: u32,
+        kind: ReconnectKind,
+        /// What went wrong: the loss, or the previous attempt's failure.
+        reason: DisconnectReason,
+    },
+    /// The session is back, `after` the loss was noticed. After a resume the room is the
+    /// same (same sids, same tracks); after a full reconnect `local` is who we are now
+    /// (a new sid) and the room's differences were reported as ordinary events first.
+    Reconnected {
+        kind: ReconnectKind,
+        after: Duration,
+        local: Participant,
+    },
+    /// A chat message we sent (`id`) was still queued when the session ended: it was not
+    /// delivered. Fires just before `Disconnected`.
+    ChatUndelivered {
+        id: String,
+    },
+    /// The session is over: left, ended by the server, or not got back after a loss
+    /// (`reason.can_rejoin()` says whether joining again may work). Always the last event.
     Disconnected {
         reason: DisconnectReason,
-        action: LeaveAction,
     },
 }
 
@@ -103,11 +128,33 @@ pub enum DisconnectReason {
     /// The client itself failed (a bug: the room's task panicked); the connections were
     /// closed.
     Internal(String),
+    /// The server refused our token on a reconnect (401/403): it expired. A new one from
+    /// the backend is needed.
+    TokenRefused(String),
+    /// The connection was lost and `attempts` reconnects failed; `last` is the last failure.
+    ReconnectFailed {
+        attempts: u32,
+        last: Box<DisconnectReason>,
+    },
+}
+
+impl DisconnectReason {
+    /// Whether joining again may work: not after leaving, being removed, the room ending
+    /// or our identity joining elsewhere.
+    pub fn can_rejoin(&self) -> bool {
+        match self {
+            Self::ClientInitiated => false,
+            // LiveKit's DisconnectReason: CLIENT_INITIATED, DUPLICATE_IDENTITY,
+            // PARTICIPANT_REMOVED, ROOM_DELETED, ROOM_CLOSED, USER_UNAVAILABLE, USER_REJECTED.
+            Self::Server { code, .. } => !matches!(code, 1 | 2 | 4 | 5 | 10 | 11 | 12),
+            _ => true,
+        }
+    }
 }
 
 /// What the server wants the client to do after a LeaveRequest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeaveAction {
+pub(crate) enum LeaveAction {
     /// Stop: the session is over.
     Disconnect,
     /// Resume the same session (same sid) now.

@@ -188,6 +188,25 @@ impl Roster {
         self.by_sid.len()
     }
 
+    /// Whether some remote participant publishes `track`.
+    pub fn has_track(&self, track: &TrackSid) -> bool {
+        self.by_sid.values().any(|p| p.track(track).is_some())
+    }
+
+    /// Keeps only the participants `keep` says; the others are reported as gone.
+    pub fn retain(&mut self, keep: impl Fn(&ParticipantSid) -> bool) -> Vec<Change> {
+        let gone: Vec<ParticipantSid> = self
+            .by_sid
+            .keys()
+            .filter(|sid| !keep(sid))
+            .cloned()
+            .collect();
+        gone.into_iter()
+            .filter_map(|sid| self.by_sid.remove(&sid))
+            .map(|p| Change::Left(p.sid, p.identity))
+            .collect()
+    }
+
     /// Applies a server snapshot of one participant; returns what changed. A stale version
     /// changes nothing. A new sid for a known identity (a rejoin) replaces the old entry.
     pub fn apply(&mut self, info: Participant, changes: &mut Vec<Change>) {

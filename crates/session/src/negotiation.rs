@@ -50,6 +50,12 @@ pub enum RtcCommand {
     },
     /// Something changed while an offer was outstanding: create a new publisher offer.
     RenegotiatePublisher,
+    /// A resume: create a publisher offer with an ICE restart (new credentials) and hand
+    /// it to `Session::publisher_offer`; the server restarts the subscriber with a new offer.
+    RestartPublisherIce,
+    /// A full reconnect: close both PeerConnections, make new ones (with
+    /// `Session::ice_servers`), make the first publisher offer, publish our tracks again.
+    ReplacePeerConnections,
 }
 
 /// A remote candidate refused: the server sent more, or longer, than any server does.
@@ -101,6 +107,15 @@ impl Negotiation {
         self.outstanding = Some((self.next_offer_id, now + OFFER_TIMEOUT));
         self.unanswered += 1;
         Ok(self.next_offer_id)
+    }
+
+    /// A resume: an offer outstanding on the old socket will never be answered, and the
+    /// next one restarts ICE. Remote descriptions stay applied.
+    pub fn restart(&mut self) {
+        self.outstanding = None;
+        self.unanswered = 0;
+        self.renegotiate = false;
+        self.queued.clear();
     }
 
     /// When the outstanding offer expires.

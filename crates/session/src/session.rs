@@ -1,14 +1,15 @@
 //! The session state machine: frames and time in, frames to send and events out.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::chat::{self, ChatAssembler, ChatError, ChatMessage, ChatReceiveError};
+use crate::chat::{ChatAssembler, ChatReceiveError};
 use crate::events::{DisconnectReason, LeaveAction, SessionEvent};
 use crate::ids::{ParticipantIdentity, ParticipantSid, TrackSid};
-use crate::model::{Change, IceServer, Participant, Room, Roster, TrackSettings};
+use crate::model::{Change, IceServer, Participant, Room, Roster, TrackPublication, TrackSettings};
 use crate::negotiation::{Negotiation, OFFER_ATTEMPTS, OfferExpiry, RtcCommand};
-use crate::wire::{self, DataError, FrameError, Inbound, Outbound, data};
+use crate::reconnect::{ReconnectKind, ReconnectRequest, Reconnection};
+use crate::wire::{self, DataError, FrameError, Inbound, JoinInfo, Outbound};
 
 /// A data packet that could not be used; the session is unaffected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -17,6 +18,8 @@ pub enum DataReceiveError {
     Malformed(#[from] DataError),
     #[error(transparent)]
     Chat(#[from] ChatReceiveError),
+    #[error(transparent)]
+    MissedRequest(#[from] crate::missed::MissedRequestError),
 }
 
 /// Chat messages taken from one sender per second: a class's busiest chatter sends a few
@@ -24,6 +27,40 @@ pub enum DataReceiveError {
 /// is dropped and counted, so the room and the application stay responsive.
 pub const MAX_CHAT_PER_SECOND: u32 = 50;
 const CHAT_WINDOW: Duration = Duration::from_secs(1);
+/// Chat written while reconnecting waits, up to this much; beyond, sending is refused
+/// (`ChatError::QueueFull`) rather than memory growing through a long outage.
+pub const MAX_QUEUED_CHAT_BYTES: usize = 1024 * 1024;
+/// Reliable packets kept after sending, to send again after a reconnect.
+const MAX_RESEND_BYTES: usize = 1024 * 1024;
+const MAX_RESEND_PACKETS: usize = 512;
+/// Chat message ids remembered to drop one that arrives twice (a sender's resend after
+/// its reconnect).
+const RECENT_CHAT_IDS: usize = 1024;
+
+/// One reliable packet of ours, with the chat message it belongs to.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    pub sequence: u32,
+    pub message_id: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Whose reliable sequence: per sender session (its sid, set by the server), or per
+/// identity when a server does not say the sid.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Sender {
+    Sid(String),
+    Identity(ParticipantIdentity),
+}
+
+impl Sender {
+    pub fn sid(&self) -> Option<&str> {
+        match self {
+            Sender::Sid(s) => Some(s),
+            Sender::Identity(_) => None,
+        }
+    }
+}
 
 struct ChatWindow {
     started: Instant,
@@ -42,6 +79,9 @@ pub enum SessionState {
     /// Waiting for the JoinResponse.
     Joining,
     Connected,
+    /// The connection was lost; the session is getting it back (see `poll_reconnect`).
+    Reconnecting,
+    /// Over for good: `Disconnected` was the last event.
     Disconnected,
 }
 
@@ -64,15 +104,27 @@ pub struct Session {
     rtt_ms: Option<u32>,
     transmits: VecDeque<Vec<u8>>,
     /// Reliable data packets to send on the publisher's `_reliable` channel.
-    data_transmits: VecDeque<Vec<u8>>,
+    data_transmits: VecDeque<Outgoing>,
+    /// Their bytes: bounded while reconnecting.
+    queued_bytes: usize,
+    /// Packets handed out, oldest first, with when: sent again after a reconnect.
+    sent: VecDeque<(Instant, Outgoing)>,
+    sent_bytes: usize,
     /// Our reliable sequence: 1, 2, 3… for the whole session (continues across resumes).
     data_sequence: u32,
     /// The last reliable sequence seen per sender, to drop duplicates.
-    data_seen: HashMap<ParticipantIdentity, u32>,
+    data_seen: HashMap<Sender, u32>,
+    /// Chat ids seen lately (and their order, to forget the oldest).
+    recent_chat: HashSet<String>,
+    recent_chat_order: VecDeque<String>,
     /// Chat messages taken from each sender in its current one-second window, and those
     /// dropped beyond the rate (told when the window ends).
     chat_rate: HashMap<ParticipantIdentity, ChatWindow>,
     chat: ChatAssembler,
+    /// Our chat, kept to send again to whoever missed it during a reconnect.
+    pub(crate) missed: crate::missed::MissedChat,
+    /// Requests for missed chat still to send (when, and since when we were away).
+    pub(crate) missed_asks: VecDeque<(Instant, Instant)>,
     negotiation: Negotiation,
     rtc: VecDeque<RtcCommand>,
     /// AddTrackRequests waiting for the server, by cid.
@@ -80,7 +132,18 @@ pub struct Session {
     /// Our tracks the server accepted and has not ended. Kept apart from `local.tracks`,
     /// which participant updates replace (and which lists a track only once its media
     /// arrived), so an unpublish is told whatever came first.
-    published: std::collections::HashSet<TrackSid>,
+    pub(crate) published: HashMap<TrackSid, (String, TrackPublication)>,
+    /// A lost session being got back.
+    pub(crate) reconnection: Option<Reconnection>,
+    pub(crate) reconnect_requests: VecDeque<ReconnectRequest>,
+    /// The server asked for full reconnects only.
+    pub(crate) resume_disabled: bool,
+    pub(crate) jitter_state: u64,
+    /// Mutes the user asked for while no socket was up: sent after a resume.
+    pub(crate) held_mutes: HashMap<TrackSid, bool>,
+    /// How each remote video is wanted (the application's tile sizes): sent again after a
+    /// reconnect. Forgotten when the track goes.
+    pub(crate) track_settings: HashMap<TrackSid, TrackSettings>,
     events: VecDeque<SessionEvent>,
 }
 
@@ -104,14 +167,27 @@ impl Session {
             rtt_ms: None,
             transmits: VecDeque::new(),
             data_transmits: VecDeque::new(),
+            queued_bytes: 0,
+            sent: VecDeque::new(),
+            sent_bytes: 0,
             data_sequence: 0,
             data_seen: HashMap::new(),
+            recent_chat: HashSet::new(),
+            recent_chat_order: VecDeque::new(),
             chat_rate: HashMap::new(),
             chat: ChatAssembler::default(),
+            missed: Default::default(),
+            missed_asks: VecDeque::new(),
             negotiation: Negotiation::default(),
             rtc: VecDeque::new(),
             pending_tracks: HashMap::new(),
-            published: Default::default(),
+            published: HashMap::new(),
+            reconnection: None,
+            reconnect_requests: VecDeque::new(),
+            resume_disabled: false,
+            jitter_state: (unix_ms as u64) | 1,
+            held_mutes: HashMap::new(),
+            track_settings: HashMap::new(),
             events: VecDeque::new(),
         }
     }
@@ -158,11 +234,20 @@ impl Session {
         }
         self.last_received = now;
         let inbound = wire::decode(frame)?;
-        if self.state == SessionState::Joining {
-            return self.handle_first(now, inbound);
+        match self.state {
+            SessionState::Joining => return self.handle_first(now, inbound),
+            SessionState::Reconnecting if !self.restoring() => {
+                return self.handle_reconnect_answer(now, inbound);
+            }
+            _ => {}
         }
         match inbound {
             Inbound::Join(_) => return Err(FrameError::Unexpected("a second JoinResponse")),
+            Inbound::Reconnect { .. } => {
+                return Err(FrameError::Unexpected(
+                    "a ReconnectResponse outside a resume",
+                ));
+            }
             Inbound::ParticipantUpdate(list) => self.handle_participants(list),
             Inbound::SpeakersChanged(deltas) => self.handle_speakers(deltas),
             Inbound::RoomUpdate(room) => {
@@ -182,13 +267,17 @@ impl Session {
                 reason,
                 reason_name,
                 action,
-            } => self.disconnect(
-                DisconnectReason::Server {
+            } => {
+                let why = DisconnectReason::Server {
                     code: reason,
                     name: reason_name,
-                },
-                action,
-            ),
+                };
+                match action {
+                    LeaveAction::Disconnect => self.disconnect(why),
+                    LeaveAction::Resume => self.lose(now, why, ReconnectKind::Resume, true),
+                    LeaveAction::Reconnect => self.lose(now, why, ReconnectKind::Full, true),
+                }
+            }
             Inbound::RefreshToken(token) => self.refresh_token = Some(token),
             Inbound::Pong { last_ping_ms } => {
                 // A pong for a ping we could not have sent (clock jump, forged value) is
@@ -212,6 +301,7 @@ impl Session {
                 let Some(renegotiate) = self.negotiation.answered(d.id) else {
                     return Err(FrameError::Unexpected("an answer to no outstanding offer"));
                 };
+                self.publisher_answered();
                 self.rtc.push_back(RtcCommand::ApplyPublisherAnswer {
                     id: d.id,
                     sdp: d.sdp,
@@ -253,13 +343,7 @@ impl Session {
             Inbound::Join(join) => {
                 let join = *join;
                 self.state = SessionState::Connected;
-                if join.ping_interval_s > 0 {
-                    self.ping_interval = Duration::from_secs(join.ping_interval_s.into());
-                }
-                if join.ping_timeout_s > 0 {
-                    self.ping_timeout = Duration::from_secs(join.ping_timeout_s.into());
-                }
-                self.next_ping = Some(now + self.ping_interval);
+                self.apply_join_settings(now, &join);
                 let mut ignored = Vec::new();
                 for p in join.others.iter().cloned() {
                     self.roster.apply(p, &mut ignored);
@@ -276,14 +360,23 @@ impl Session {
             }
             // A failed resume, a full room…: the server says so instead of joining.
             Inbound::Leave { reason_name, .. } => {
-                self.disconnect(
-                    DisconnectReason::JoinRefused(reason_name),
-                    LeaveAction::Disconnect,
-                );
+                self.disconnect(DisconnectReason::JoinRefused(reason_name));
                 Ok(())
             }
             _ => Err(FrameError::Unexpected("a message before the JoinResponse")),
         }
+    }
+
+    /// What a JoinResponse sets up besides the room: timers, the server's wishes.
+    pub(crate) fn apply_join_settings(&mut self, now: Instant, join: &JoinInfo) {
+        if join.ping_interval_s > 0 {
+            self.ping_interval = Duration::from_secs(join.ping_interval_s.into());
+        }
+        if join.ping_timeout_s > 0 {
+            self.ping_timeout = Duration::from_secs(join.ping_timeout_s.into());
+        }
+        self.resume_disabled = join.resume_disabled;
+        self.next_ping = Some(now + self.ping_interval);
     }
 
     fn handle_participants(&mut self, list: Vec<Participant>) {
@@ -307,6 +400,11 @@ impl Session {
                 _ => self.roster.apply(p, &mut changes),
             }
         }
+        self.report_changes(changes);
+    }
+
+    /// Roster changes, as events (and what a participant's departure makes moot).
+    pub(crate) fn report_changes(&mut self, changes: Vec<Change>) {
         for change in changes {
             let event = match change {
                 Change::Joined(p) => SessionEvent::ParticipantJoined(p),
@@ -314,14 +412,19 @@ impl Session {
                 Change::Left(sid, identity) => {
                     self.drop_speaker(&sid);
                     self.chat.forget(&identity);
-                    self.data_seen.remove(&identity);
+                    self.data_seen.remove(&Sender::Sid(sid.0.clone()));
+                    self.data_seen.remove(&Sender::Identity(identity.clone()));
                     self.chat_rate.remove(&identity);
+                    self.missed.forget(&identity);
+                    let roster = &self.roster;
+                    self.track_settings.retain(|t, _| roster.has_track(t));
                     SessionEvent::ParticipantLeft { sid, identity }
                 }
                 Change::TrackPublished(participant, track) => {
                     SessionEvent::TrackPublished { participant, track }
                 }
                 Change::TrackUnpublished(participant, track) => {
+                    self.track_settings.remove(&track);
                     SessionEvent::TrackUnpublished { participant, track }
                 }
                 Change::TrackMuted(participant, track, true) => {
@@ -377,75 +480,113 @@ impl Session {
         });
     }
 
-    /// Sends pings when due; declares the signal dead after `ping_timeout` of silence.
+    /// Sends pings when due; notices a dead signal connection after `ping_timeout` of
+    /// silence (and starts reconnecting); runs the reconnection's timers.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.expire_chat(now);
         self.tell_dropped_chat(now);
         match self.state {
             SessionState::Joining if now >= self.started + JOIN_TIMEOUT => self.disconnect(
                 DisconnectReason::JoinRefused(format!("no JoinResponse within {JOIN_TIMEOUT:?}")),
-                LeaveAction::Reconnect,
             ),
-            SessionState::Connected if now >= self.last_received + self.ping_timeout => {
-                self.disconnect(DisconnectReason::PingTimeout, LeaveAction::Resume)
-            }
-            SessionState::Connected if self.negotiation.deadline().is_some_and(|t| now >= t) => {
-                match self.negotiation.expire(now) {
-                    Some(OfferExpiry::Retry(attempt)) => {
-                        self.events
-                            .push_back(SessionEvent::PublisherOfferUnanswered { attempt });
-                        self.rtc.push_back(RtcCommand::RenegotiatePublisher);
-                    }
-                    Some(OfferExpiry::GiveUp) => self.disconnect(
-                        DisconnectReason::MediaFailed(format!(
-                            "{OFFER_ATTEMPTS} publisher offers unanswered"
-                        )),
-                        LeaveAction::Resume,
-                    ),
-                    None => {}
-                }
-                // A ping may be due at the same instant.
-                self.handle_timeout(now);
-            }
-            SessionState::Connected if self.next_ping.is_some_and(|t| now >= t) => {
-                let ping = Outbound::Ping {
-                    now_ms: self.unix_ms(now),
-                    rtt_ms: self.rtt_ms.unwrap_or(0).into(),
-                };
-                self.transmits.push_back(wire::encode(ping));
-                self.next_ping = Some(now + self.ping_interval);
-            }
+            SessionState::Reconnecting if !self.restoring() => self.reconnect_timeout(now),
+            SessionState::Connected | SessionState::Reconnecting => self.connected_timeout(now),
             _ => {}
+        }
+    }
+
+    /// Timers while signalling works (connected, or restoring after a reconnect).
+    fn connected_timeout(&mut self, now: Instant) {
+        if self.state == SessionState::Connected {
+            self.ask_missed_again(now);
+        }
+        if self.reconnect_deadline().is_some_and(|t| now >= t) {
+            self.reconnect_timeout(now);
+        } else if now >= self.last_received + self.ping_timeout {
+            self.lose(
+                now,
+                DisconnectReason::PingTimeout,
+                ReconnectKind::Resume,
+                false,
+            );
+        } else if self.negotiation.deadline().is_some_and(|t| now >= t) {
+            match self.negotiation.expire(now) {
+                Some(OfferExpiry::Retry(attempt)) => {
+                    self.events
+                        .push_back(SessionEvent::PublisherOfferUnanswered { attempt });
+                    self.rtc.push_back(RtcCommand::RenegotiatePublisher);
+                }
+                Some(OfferExpiry::GiveUp) => self.lose(
+                    now,
+                    DisconnectReason::MediaFailed(format!(
+                        "{OFFER_ATTEMPTS} publisher offers unanswered"
+                    )),
+                    ReconnectKind::Resume,
+                    false,
+                ),
+                None => {}
+            }
+            // A ping may be due at the same instant.
+            if self.signalling() {
+                self.connected_timeout(now);
+            }
+        } else if self.next_ping.is_some_and(|t| now >= t) {
+            let ping = Outbound::Ping {
+                now_ms: self.unix_ms(now),
+                rtt_ms: self.rtt_ms.unwrap_or(0).into(),
+            };
+            self.transmits.push_back(wire::encode(ping));
+            self.next_ping = Some(now + self.ping_interval);
         }
     }
 
     /// When `handle_timeout` next has something to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let chat = [self.chat.next_expiry(), self.next_chat_report()];
+        let chat = chat.into_iter().flatten();
         match self.state {
             SessionState::Joining => Some(self.started + JOIN_TIMEOUT),
-            SessionState::Connected => {
+            SessionState::Reconnecting if !self.restoring() => {
+                chat.chain(self.reconnect_deadline()).min()
+            }
+            SessionState::Connected | SessionState::Reconnecting => {
                 let dead = self.last_received + self.ping_timeout;
                 let others = [
                     self.next_ping,
                     self.negotiation.deadline(),
-                    self.chat.next_expiry(),
-                    self.next_chat_report(),
+                    self.reconnect_deadline(),
+                    self.missed_asks.front().map(|(at, _)| *at),
                 ];
-                Some(others.into_iter().flatten().fold(dead, Instant::min))
+                Some(
+                    others
+                        .into_iter()
+                        .flatten()
+                        .chain(chat)
+                        .fold(dead, Instant::min),
+                )
             }
             SessionState::Disconnected => None,
         }
     }
 
+    /// Whether the signalling socket works: connected, or a reconnect's server answer came.
+    pub fn signalling(&self) -> bool {
+        self.state == SessionState::Connected || self.restoring()
+    }
+
     /// Mutes or unmutes one of our tracks, without renegotiation.
+    /// While reconnecting it is remembered and sent once the session is back.
     pub fn set_track_muted(&mut self, track: &TrackSid, muted: bool) {
-        if self.state != SessionState::Connected {
-            return;
+        match self.state {
+            _ if self.signalling() => self.transmits.push_back(wire::encode(Outbound::Mute {
+                track: track.clone(),
+                muted,
+            })),
+            SessionState::Reconnecting if self.published.contains_key(track) => {
+                self.held_mutes.insert(track.clone(), muted);
+            }
+            _ => return,
         }
-        self.transmits.push_back(wire::encode(Outbound::Mute {
-            track: track.clone(),
-            muted,
-        }));
         if let Some(t) = self
             .local
             .as_mut()
@@ -456,9 +597,19 @@ impl Session {
     }
 
     /// Asks the server to forward one remote video track at the layer that fits a tile of
-    /// `width`×`height` (or to pause it when `enabled` is false). Before the join, nothing.
+    /// `width`×`height` (or to pause it when `enabled` is false). Before the join, nothing;
+    /// while reconnecting, remembered (and sent again after any reconnect).
     pub fn set_track_settings(&mut self, track: &TrackSid, settings: TrackSettings) {
-        if self.state != SessionState::Connected {
+        if matches!(
+            self.state,
+            SessionState::Joining | SessionState::Disconnected
+        ) {
+            return;
+        }
+        if self.roster.has_track(track) {
+            self.track_settings.insert(track.clone(), settings);
+        }
+        if !self.signalling() {
             return;
         }
         self.transmits
@@ -468,123 +619,42 @@ impl Session {
             }));
     }
 
-    /// Queues a chat message (text stream on `lk.chat` plus the legacy packet) for the
-    /// `_reliable` channel. `stream_id` must be unique (a UUID): it is the message id.
-    pub fn send_chat(
-        &mut self,
-        now: Instant,
-        stream_id: &str,
-        text: &str,
-    ) -> Result<ChatMessage, ChatError> {
-        let from = match (&self.state, &self.local) {
-            (SessionState::Connected, Some(local)) => local.identity.clone(),
-            _ => return Err(ChatError::NotConnected),
-        };
-        let timestamp_ms = self.unix_ms(now);
-        for payload in chat::outgoing(text, stream_id, timestamp_ms)? {
-            self.data_sequence = self.data_sequence.wrapping_add(1).max(1);
-            self.data_transmits
-                .push_back(data::encode(self.data_sequence, payload));
-        }
-        Ok(ChatMessage {
-            id: stream_id.to_owned(),
-            from,
-            timestamp_ms,
-            text: text.to_owned(),
-        })
-    }
-
-    /// The signalling socket closed or failed under us.
-    pub fn handle_signal_lost(&mut self, why: String) {
-        if self.state != SessionState::Disconnected {
-            self.disconnect(DisconnectReason::SignalLost(why), LeaveAction::Resume);
+    /// The signalling socket closed or failed under us: reconnect (a resume first).
+    pub fn handle_signal_lost(&mut self, now: Instant, why: String) {
+        let waiting = self.reconnection.as_ref().is_some_and(|r| {
+            matches!(
+                r.phase,
+                crate::reconnect::Phase::Waiting(_) | crate::reconnect::Phase::Opening(_)
+            )
+        });
+        // The old socket's late news, while the next attempt is being made: not news.
+        if !waiting {
+            let why = DisconnectReason::SignalLost(why);
+            self.lose(now, why, ReconnectKind::Resume, false);
         }
     }
 
-    /// The WebRTC layer failed (a PeerConnection failed, an SDP step was refused).
-    pub fn handle_media_failed(&mut self, why: String) {
-        if self.state != SessionState::Disconnected {
-            self.disconnect(DisconnectReason::MediaFailed(why), LeaveAction::Resume);
-        }
-    }
-
-    /// One message from a data channel.
-    pub fn handle_data(&mut self, now: Instant, packet: &[u8]) -> Result<(), DataReceiveError> {
-        self.expire_chat(now);
-        let packet = data::decode(packet)?;
-        if packet.sequence != 0 {
-            let last = self.data_seen.entry(packet.from.clone()).or_default();
-            if packet.sequence <= *last {
-                return Ok(()); // a duplicate after a resume
+    /// The WebRTC layer failed (a PeerConnection failed, an SDP step was refused):
+    /// resume (ICE restart); while restoring after a reconnect, a full reconnect.
+    pub fn handle_media_failed(&mut self, now: Instant, why: String) {
+        let why = DisconnectReason::MediaFailed(why);
+        match self.state {
+            SessionState::Connected => self.lose(now, why, ReconnectKind::Resume, false),
+            SessionState::Reconnecting if self.restoring() => {
+                self.attempt_failed(now, why, Some(ReconnectKind::Full), false)
             }
-            *last = packet.sequence;
-        }
-        if let Some(message) = self.chat.handle(now, packet)? {
-            let window = self
-                .chat_rate
-                .entry(message.from.clone())
-                .or_insert(ChatWindow {
-                    started: now,
-                    taken: 0,
-                    dropped: 0,
-                });
-            if now >= window.started + CHAT_WINDOW {
-                let dropped = std::mem::take(&mut window.dropped);
-                *window = ChatWindow {
-                    started: now,
-                    taken: 0,
-                    dropped: 0,
-                };
-                if dropped > 0 {
-                    self.events.push_back(SessionEvent::ChatDropped {
-                        from: message.from.clone(),
-                        count: dropped,
-                    });
-                }
-            }
-            if window.taken < MAX_CHAT_PER_SECOND {
-                window.taken += 1;
-                self.events.push_back(SessionEvent::ChatReceived(message));
-            } else {
-                window.dropped += 1;
-            }
-        }
-        Ok(())
-    }
-
-    /// Senders whose flood window ended are told about: how many were dropped.
-    fn tell_dropped_chat(&mut self, now: Instant) {
-        for (from, window) in &mut self.chat_rate {
-            if window.dropped > 0 && now >= window.started + CHAT_WINDOW {
-                self.events.push_back(SessionEvent::ChatDropped {
-                    from: from.clone(),
-                    count: std::mem::take(&mut window.dropped),
-                });
-            }
+            // Reconnecting already: the PeerConnections are being restarted or replaced.
+            _ => {}
         }
     }
 
-    /// When a flood's count is next due.
-    fn next_chat_report(&self) -> Option<Instant> {
-        self.chat_rate
-            .values()
-            .filter(|w| w.dropped > 0)
-            .map(|w| w.started + CHAT_WINDOW)
-            .min()
-    }
-
-    /// Chat streams whose trailer is overdue are given up, and said so.
-    fn expire_chat(&mut self, now: Instant) {
-        for lost in self.chat.expire(now) {
-            self.events.push_back(SessionEvent::ChatIncomplete {
-                from: lost.from,
-                stream_id: lost.stream_id,
-            });
+    /// A PeerConnection lost its path (ICE disconnected: nothing heard for seconds). Much
+    /// sooner than `Failed` (which comes ~25 s later): resume now.
+    pub fn handle_media_interrupted(&mut self, now: Instant, why: String) {
+        if self.state == SessionState::Connected {
+            let why = DisconnectReason::MediaFailed(why);
+            self.lose(now, why, ReconnectKind::Resume, false);
         }
-    }
-
-    pub fn poll_data_transmit(&mut self) -> Option<Vec<u8>> {
-        self.data_transmits.pop_front()
     }
 
     /// Leaves the room: queues the LeaveRequest; send it, then close the socket.
@@ -592,8 +662,10 @@ impl Session {
         if self.state == SessionState::Disconnected {
             return;
         }
-        self.transmits.push_back(wire::encode(Outbound::Leave));
-        self.disconnect(DisconnectReason::ClientInitiated, LeaveAction::Disconnect);
+        if self.signalling() || self.state == SessionState::Joining {
+            self.transmits.push_back(wire::encode(Outbound::Leave));
+        }
+        self.disconnect(DisconnectReason::ClientInitiated);
     }
 
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
@@ -604,11 +676,27 @@ impl Session {
         self.events.pop_front()
     }
 
-    fn disconnect(&mut self, reason: DisconnectReason, action: LeaveAction) {
+    /// Ends the session for good. Chat still queued is reported undelivered, one event
+    /// per message, before `Disconnected`.
+    pub(crate) fn disconnect(&mut self, reason: DisconnectReason) {
         self.state = SessionState::Disconnected;
         self.next_ping = None;
-        self.events
-            .push_back(SessionEvent::Disconnected { reason, action });
+        self.reconnection = None;
+        self.reconnect_requests.clear();
+        let mut told = HashSet::new();
+        for packet in std::mem::take(&mut self.data_transmits) {
+            // Not chat (a request of ours): nothing the user wrote.
+            if packet.message_id.is_empty() {
+                continue;
+            }
+            if told.insert(packet.message_id.clone()) {
+                self.events.push_back(SessionEvent::ChatUndelivered {
+                    id: packet.message_id,
+                });
+            }
+        }
+        self.queued_bytes = 0;
+        self.events.push_back(SessionEvent::Disconnected { reason });
     }
 
     fn unix_ms(&self, now: Instant) -> i64 {
@@ -616,6 +704,10 @@ impl Session {
     }
 }
 
+#[path = "session_chat.rs"]
+mod chat_impl;
+#[path = "session_reconnect.rs"]
+mod reconnect_impl;
 #[path = "session_rtc.rs"]
 mod rtc;
 pub use rtc::PublishError;

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::{Session, SessionState};
+use super::Session;
 use crate::events::SessionEvent;
 use crate::ids::TrackSid;
 use crate::model::{TrackPublication, TrackRequest, TrackSource};
@@ -37,8 +37,8 @@ impl Session {
     /// anything: check first, then add the track to the PeerConnection, then publish, so
     /// a failure in between leaves no request behind.
     pub fn check_publish(&self, request: &TrackRequest) -> Result<(), PublishError> {
-        let local = match (&self.state, &self.local) {
-            (SessionState::Connected, Some(local)) => local,
+        let local = match &self.local {
+            Some(local) if self.signalling() => local,
             _ => return Err(PublishError::NotConnected),
         };
         if !local.permissions.may_publish(request.source) {
@@ -58,7 +58,8 @@ impl Session {
             local.tracks.retain(|t| t.sid != track.sid);
             local.tracks.push(track.clone());
         }
-        self.published.insert(track.sid.clone());
+        self.published
+            .insert(track.sid.clone(), (cid.clone(), track.clone()));
         self.events
             .push_back(SessionEvent::LocalTrackPublished { cid, track });
     }
@@ -66,7 +67,7 @@ impl Session {
     pub(super) fn handle_track_unpublished(&mut self, track: TrackSid) {
         let Some(local) = &mut self.local else { return };
         local.tracks.retain(|t| t.sid != track);
-        if self.published.remove(&track) {
+        if self.published.remove(&track).is_some() {
             let participant = local.sid.clone();
             self.events
                 .push_back(SessionEvent::TrackUnpublished { participant, track });
@@ -76,7 +77,7 @@ impl Session {
     /// Sends a publisher offer created by the WebRTC layer. Only one may be outstanding;
     /// a second is refused and [`RtcCommand::RenegotiatePublisher`] follows the answer.
     pub fn publisher_offer(&mut self, now: Instant, sdp: String) -> Result<u32, NegotiationError> {
-        if self.state != SessionState::Connected {
+        if !self.signalling() {
             return Err(NegotiationError::NotConnected);
         }
         let id = self.negotiation.offer(now)?;
@@ -87,7 +88,7 @@ impl Session {
 
     /// The answer to the server's subscriber offer `id`.
     pub fn subscriber_answer(&mut self, id: u32, sdp: String) {
-        if self.state == SessionState::Connected {
+        if self.signalling() {
             self.transmits
                 .push_back(wire::encode(Outbound::Answer { id, sdp }));
         }
@@ -101,7 +102,7 @@ impl Session {
 
     /// A local ICE candidate (`RTCIceCandidateInit` JSON) gathered by `target`'s PC.
     pub fn local_candidate(&mut self, target: SignalTarget, candidate_init: String) {
-        if self.state == SessionState::Connected {
+        if self.signalling() {
             self.transmits.push_back(wire::encode(Outbound::Trickle {
                 target,
                 candidate_init,

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::ids::ParticipantIdentity;
 use crate::model::TrackSource;
+use crate::reconnect::ReconnectKind;
 use crate::wire::fake::{self, lk};
 
 const T0_MS: i64 = 1_790_000_000_000;
@@ -329,12 +330,15 @@ fn pings_measure_the_round_trip_and_silence_ends_the_session() {
     s.handle_timeout(last + Duration::from_secs(15));
     assert_eq!(
         events(&mut s),
-        vec![SessionEvent::Disconnected {
+        vec![SessionEvent::Reconnecting {
+            attempt: 1,
+            kind: ReconnectKind::Resume,
             reason: DisconnectReason::PingTimeout,
-            action: LeaveAction::Resume
         }]
     );
-    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(s.state(), SessionState::Reconnecting);
+    // The first attempt is immediate.
+    assert_eq!(s.poll_timeout(), Some(last + Duration::from_secs(15)));
 }
 
 #[test]
@@ -347,28 +351,45 @@ fn no_join_response_in_time_is_a_refused_join() {
         &events(&mut s)[..],
         [SessionEvent::Disconnected {
             reason: DisconnectReason::JoinRefused(_),
-            action: LeaveAction::Reconnect
         }]
     ));
 }
 
 #[test]
-fn server_leave_requests_carry_reason_and_action() {
-    for (action, expected) in [
-        (
-            lk::leave_request::Action::Disconnect as i32,
-            LeaveAction::Disconnect,
-        ),
-        (
-            lk::leave_request::Action::Resume as i32,
-            LeaveAction::Resume,
-        ),
-        (
-            lk::leave_request::Action::Reconnect as i32,
-            LeaveAction::Reconnect,
-        ),
-        (77, LeaveAction::Disconnect),
+fn server_leave_requests_end_the_session_or_start_the_reconnect_they_ask_for() {
+    let removed = DisconnectReason::Server {
+        code: lk::DisconnectReason::ParticipantRemoved as i32,
+        name: "PARTICIPANT_REMOVED".into(),
+    };
+    assert!(
+        !removed.can_rejoin(),
+        "a removed student is not offered to rejoin"
+    );
+    for (action, kind) in [
+        (lk::leave_request::Action::Resume, ReconnectKind::Resume),
+        (lk::leave_request::Action::Reconnect, ReconnectKind::Full),
     ] {
+        let (mut s, t0) = joined(vec![]);
+        events(&mut s);
+        let leave = fake::frame(lk::signal_response::Message::Leave(lk::LeaveRequest {
+            reason: lk::DisconnectReason::ParticipantRemoved as i32,
+            action: action as i32,
+            ..Default::default()
+        }));
+        s.handle_frame(t0, &leave).unwrap();
+        assert_eq!(
+            events(&mut s),
+            vec![SessionEvent::Reconnecting {
+                attempt: 1,
+                kind,
+                reason: removed.clone(),
+            }]
+        );
+        s.handle_timeout(t0);
+        let request = s.poll_reconnect().expect("at once");
+        assert_eq!((request.kind, request.attempt), (kind, 1));
+    }
+    for action in [lk::leave_request::Action::Disconnect as i32, 77] {
         let (mut s, t0) = joined(vec![]);
         events(&mut s);
         let leave = fake::frame(lk::signal_response::Message::Leave(lk::LeaveRequest {
@@ -380,11 +401,7 @@ fn server_leave_requests_carry_reason_and_action() {
         assert_eq!(
             events(&mut s),
             vec![SessionEvent::Disconnected {
-                reason: DisconnectReason::Server {
-                    code: lk::DisconnectReason::ParticipantRemoved as i32,
-                    name: "PARTICIPANT_REMOVED".into()
-                },
-                action: expected
+                reason: removed.clone(),
             }]
         );
         assert_eq!(s.state(), SessionState::Disconnected);
@@ -428,7 +445,6 @@ fn leaving_sends_a_client_initiated_leave_once() {
         events(&mut s),
         vec![SessionEvent::Disconnected {
             reason: DisconnectReason::ClientInitiated,
-            action: LeaveAction::Disconnect
         }]
     );
 }
@@ -470,7 +486,7 @@ fn chat_goes_out_numbered_and_comes_back_as_one_event() {
         .send_chat(t0, "s1", "Question : la diapo 3 ?")
         .unwrap();
     alice.send_chat(t0, "s2", "merci").unwrap();
-    let packets: Vec<Vec<u8>> = std::iter::from_fn(|| alice.poll_data_transmit()).collect();
+    let packets: Vec<Vec<u8>> = std::iter::from_fn(|| alice.poll_data_transmit(t0)).collect();
     assert_eq!(packets.len(), 8, "header, chunk, trailer, legacy, twice");
     for p in &packets {
         bob.handle_data(t0, &crate::wire::data::forwarded("alice", p))
@@ -698,9 +714,10 @@ fn an_unanswered_publisher_offer_is_made_again_then_the_session_gives_up() {
     assert!(
         matches!(
             &events(&mut s)[..],
-            [SessionEvent::Disconnected {
+            [SessionEvent::Reconnecting {
+                attempt: 1,
                 reason: DisconnectReason::MediaFailed(_),
-                action: LeaveAction::Resume
+                ..
             }]
         ),
         "offers {offers:?}"
@@ -857,7 +874,7 @@ fn candidates_wait_for_their_remote_description() {
 }
 
 #[test]
-fn losing_the_signal_or_the_media_ends_the_session_once_and_chat_says_so() {
+fn losing_the_signal_starts_one_reconnect_and_chat_waits_for_it() {
     let t0 = Instant::now();
     let mut s = Session::new(t0, T0_MS);
     assert_eq!(
@@ -866,22 +883,25 @@ fn losing_the_signal_or_the_media_ends_the_session_once_and_chat_says_so() {
     );
     let (mut s, t0) = joined(vec![]);
     events(&mut s);
-    s.handle_signal_lost("reset by peer".into());
-    s.handle_media_failed("the Subscriber PeerConnection failed".into());
+    s.handle_signal_lost(t0, "reset by peer".into());
+    s.handle_media_failed(t0, "the Subscriber PeerConnection failed".into());
+    s.handle_media_interrupted(t0, "the Subscriber PeerConnection disconnected".into());
     assert_eq!(
         events(&mut s),
-        vec![SessionEvent::Disconnected {
+        vec![SessionEvent::Reconnecting {
+            attempt: 1,
+            kind: ReconnectKind::Resume,
             reason: DisconnectReason::SignalLost("reset by peer".into()),
-            action: LeaveAction::Resume,
         }],
         "the first cause is the one reported"
     );
-    assert_eq!(s.state(), SessionState::Disconnected);
+    assert_eq!(s.state(), SessionState::Reconnecting);
+    assert!(s.send_chat(t0, "s1", "encore là ?").is_ok());
     assert_eq!(
-        s.send_chat(t0, "s1", "encore là ?"),
-        Err(crate::ChatError::NotConnected)
+        s.poll_data_transmit(t0),
+        None,
+        "chat waits for the reconnect"
     );
-    assert_eq!(s.poll_data_transmit(), None);
 }
 
 #[test]

@@ -18,6 +18,9 @@ pub enum DataError {
 pub(crate) struct DataInbound {
     /// Set by the server; empty for a hidden sender.
     pub from: ParticipantIdentity,
+    /// The sender's sid, set by the server: sequences are per sender session (a sender
+    /// that joined again starts over).
+    pub from_sid: String,
     pub sequence: u32,
     pub payload: DataPayload,
 }
@@ -89,13 +92,21 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<DataInbound, DataError> {
     };
     Ok(DataInbound {
         from: ParticipantIdentity(p.participant_identity),
+        from_sid: p.participant_sid,
         sequence: p.sequence,
         payload,
     })
 }
 
-/// A reliable packet carrying `payload`, numbered `sequence`, to everyone.
+/// Test helper: a packet to everyone.
+#[cfg(test)]
 pub(crate) fn encode(sequence: u32, payload: DataPayload) -> Vec<u8> {
+    encode_to(sequence, payload, Vec::new())
+}
+
+/// A reliable packet carrying `payload`, numbered `sequence`, to the identities `to`
+/// (empty: everyone).
+pub(crate) fn encode_to(sequence: u32, payload: DataPayload, to: Vec<String>) -> Vec<u8> {
     let value = match payload {
         DataPayload::StreamHeader(h) => Value::StreamHeader(data_stream::Header {
             stream_id: h.stream_id,
@@ -137,6 +148,7 @@ pub(crate) fn encode(sequence: u32, payload: DataPayload) -> Vec<u8> {
     };
     lk::DataPacket {
         sequence,
+        destination_identities: to,
         value: Some(value),
         ..Default::default()
     }

@@ -41,6 +41,12 @@ pub enum FrameError {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Inbound {
     Join(Box<JoinInfo>),
+    /// The server took our resume: the first frame on the new socket.
+    Reconnect {
+        ice_servers: Vec<IceServer>,
+        /// The last of our reliable packets it received.
+        last_message_seq: u32,
+    },
     ParticipantUpdate(Vec<Participant>),
     SpeakersChanged(Vec<SpeakerDelta>),
     RoomUpdate(Room),
@@ -101,6 +107,8 @@ pub(crate) struct JoinInfo {
     pub server_version: String,
     pub protocol: i32,
     pub ice_servers: Vec<IceServer>,
+    /// The server asks clients not to resume (reconnects are full).
+    pub resume_disabled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +124,10 @@ pub(crate) fn decode(frame: &[u8]) -> Result<Inbound, FrameError> {
     use signal_response::Message as M;
     Ok(match response.message.ok_or(FrameError::Empty)? {
         M::Join(j) => Inbound::Join(Box::new(join_info(j)?)),
+        M::Reconnect(r) => Inbound::Reconnect {
+            ice_servers: r.ice_servers.into_iter().map(ice_server).collect(),
+            last_message_seq: r.last_message_seq,
+        },
         M::Update(u) => {
             Inbound::ParticipantUpdate(u.participants.into_iter().map(participant).collect())
         }
@@ -197,7 +209,6 @@ pub(crate) fn decode(frame: &[u8]) -> Result<Inbound, FrameError> {
         M::StreamStateUpdate(_) => Inbound::Ignored("stream_state_update"),
         M::SubscribedQualityUpdate(_) => Inbound::Ignored("subscribed_quality_update"),
         M::SubscriptionPermissionUpdate(_) => Inbound::Ignored("subscription_permission_update"),
-        M::Reconnect(_) => Inbound::Ignored("reconnect"),
         M::SubscriptionResponse(_) => Inbound::Ignored("subscription_response"),
         M::RequestResponse(_) => Inbound::Ignored("request_response"),
         M::TrackSubscribed(_) => Inbound::Ignored("track_subscribed"),
@@ -226,16 +237,19 @@ fn join_info(j: lk::JoinResponse) -> Result<JoinInfo, FrameError> {
             .map(|s| s.version.clone())
             .unwrap_or_default(),
         protocol: j.server_info.map(|s| s.protocol).unwrap_or_default(),
-        ice_servers: j
-            .ice_servers
-            .into_iter()
-            .map(|s| IceServer {
-                urls: s.urls,
-                username: s.username,
-                credential: s.credential,
-            })
-            .collect(),
+        resume_disabled: j
+            .client_configuration
+            .is_some_and(|c| c.resume_connection == lk::ClientConfigSetting::Disabled as i32),
+        ice_servers: j.ice_servers.into_iter().map(ice_server).collect(),
     })
+}
+
+fn ice_server(s: lk::IceServer) -> IceServer {
+    IceServer {
+        urls: s.urls,
+        username: s.username,
+        credential: s.credential,
+    }
 }
 
 fn description(d: lk::SessionDescription) -> Description {
@@ -363,6 +377,17 @@ pub(crate) enum Outbound {
         track: TrackSid,
         settings: TrackSettings,
     },
+    SyncState(Box<SyncState>),
+}
+
+/// What a resuming client tells the server it has, so the server can check that it matches.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SyncState {
+    pub rtc: crate::reconnect::RtcSnapshot,
+    /// Our publications: the cid of the request and what the server made of it.
+    pub published: Vec<(String, TrackPublication)>,
+    /// Per sender sid, the last reliable sequence received.
+    pub received: Vec<(String, u32)>,
 }
 
 pub(crate) fn encode(out: Outbound) -> Vec<u8> {
@@ -409,13 +434,7 @@ pub(crate) fn encode(out: Outbound) -> Vec<u8> {
                 TrackKind::Audio => lk::TrackType::Audio as i32,
                 TrackKind::Video => lk::TrackType::Video as i32,
             },
-            source: match t.source {
-                TrackSource::Camera => lk::TrackSource::Camera as i32,
-                TrackSource::Microphone => lk::TrackSource::Microphone as i32,
-                TrackSource::ScreenShare => lk::TrackSource::ScreenShare as i32,
-                TrackSource::ScreenShareAudio => lk::TrackSource::ScreenShareAudio as i32,
-                TrackSource::Unknown => lk::TrackSource::Unknown as i32,
-            },
+            source: track_source(t.source),
             cid: t.cid,
             name: t.name,
             width: t.width,
@@ -448,11 +467,85 @@ pub(crate) fn encode(out: Outbound) -> Vec<u8> {
             height: settings.height,
             ..Default::default()
         }),
+        Outbound::SyncState(sync) => M::SyncState(sync_state(*sync)),
     };
     lk::SignalRequest {
         message: Some(message),
     }
     .encode_to_vec()
+}
+
+fn sync_state(sync: SyncState) -> lk::SyncState {
+    let description = |kind: &str, sdp: Option<String>| {
+        sdp.map(|sdp| lk::SessionDescription {
+            r#type: kind.into(),
+            sdp,
+            ..Default::default()
+        })
+    };
+    let target = |t: SignalTarget| match t {
+        SignalTarget::Publisher => lk::SignalTarget::Publisher as i32,
+        SignalTarget::Subscriber => lk::SignalTarget::Subscriber as i32,
+    };
+    lk::SyncState {
+        answer: description("answer", sync.rtc.subscriber_answer),
+        offer: description("offer", sync.rtc.subscriber_offer),
+        // Everything is auto-subscribed: no exceptions to tell.
+        subscription: Some(lk::UpdateSubscription {
+            subscribe: false,
+            ..Default::default()
+        }),
+        publish_tracks: sync
+            .published
+            .into_iter()
+            .map(|(cid, t)| lk::TrackPublishedResponse {
+                cid,
+                track: Some(lk::TrackInfo {
+                    sid: t.sid.0,
+                    r#type: match t.kind {
+                        TrackKind::Audio => lk::TrackType::Audio,
+                        TrackKind::Video => lk::TrackType::Video,
+                    } as i32,
+                    name: t.name,
+                    muted: t.muted,
+                    width: t.width,
+                    height: t.height,
+                    mime_type: t.mime_type,
+                    source: track_source(t.source),
+                    ..Default::default()
+                }),
+            })
+            .collect(),
+        data_channels: sync
+            .rtc
+            .data_channels
+            .into_iter()
+            .map(|d| lk::DataChannelInfo {
+                label: d.label,
+                id: d.id.into(),
+                target: target(d.target),
+            })
+            .collect(),
+        datachannel_receive_states: sync
+            .received
+            .into_iter()
+            .map(|(publisher_sid, last_seq)| lk::DataChannelReceiveState {
+                publisher_sid,
+                last_seq,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn track_source(s: TrackSource) -> i32 {
+    match s {
+        TrackSource::Camera => lk::TrackSource::Camera as i32,
+        TrackSource::Microphone => lk::TrackSource::Microphone as i32,
+        TrackSource::ScreenShare => lk::TrackSource::ScreenShare as i32,
+        TrackSource::ScreenShareAudio => lk::TrackSource::ScreenShareAudio as i32,
+        TrackSource::Unknown => lk::TrackSource::Unknown as i32,
+    }
 }
 
 /// Test helpers: server frames and request decoding, in wire terms.
