@@ -3,6 +3,8 @@
 #   scripts/livekit.sh start|stop|kill|status   (kill: SIGKILL, a crash, for fault tests)
 # ESTRADE_LIVEKIT_PORT (default 7880) picks the signalling port; ICE uses UDP port+2 and
 # TCP port+1, so the demo (7880) and the tests (17880) can run side by side.
+# ESTRADE_LIVEKIT_REDIS (host:port) makes the node one of a cluster sharing that Redis
+# (scripts/redis.sh); nodes of a cluster differ by their port.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
@@ -41,6 +43,9 @@ room:
 logging:
   level: info
 YAML
+  if [ -n "${ESTRADE_LIVEKIT_REDIS:-}" ]; then
+    printf 'redis:\n  address: %s\n' "$ESTRADE_LIVEKIT_REDIS" >>"$RUN/livekit.yaml"
+  fi
   nohup "$BIN" --config "$RUN/livekit.yaml" >"$LOG" 2>&1 &
   echo $! >"$PIDFILE"
   for _ in $(seq 1 150); do

@@ -181,13 +181,29 @@ pub async fn join_room(
 /// kill and restart it. Stopped when dropped.
 pub struct OwnLivekit {
     pub port: u16,
+    /// The Redis of its cluster, if it is a node of one.
+    redis: Option<String>,
 }
 
 impl OwnLivekit {
     pub fn start(port: u16) -> Self {
-        let own = Self { port };
+        let own = Self { port, redis: None };
         own.run("start");
         own
+    }
+
+    /// A node of a cluster sharing `redis`.
+    pub fn start_node(port: u16, redis: &OwnRedis) -> Self {
+        let own = Self {
+            port,
+            redis: Some(format!("127.0.0.1:{}", redis.port)),
+        };
+        own.run("start");
+        own
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     pub fn url(&self) -> String {
@@ -204,17 +220,57 @@ impl OwnLivekit {
     }
 
     fn run(&self, action: &str) {
-        let status = Command::new("bash")
-            .arg(format!(
-                "{}/scripts/livekit.sh",
-                std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo test")
-            ))
+        let mut script = project_script("livekit.sh");
+        script
             .arg(action)
-            .env("ESTRADE_LIVEKIT_PORT", self.port.to_string())
-            .stdout(Stdio::null())
-            .status()
-            .expect("scripts/livekit.sh runs");
+            .env("ESTRADE_LIVEKIT_PORT", self.port.to_string());
+        match &self.redis {
+            Some(redis) => script.env("ESTRADE_LIVEKIT_REDIS", redis),
+            None => script.env_remove("ESTRADE_LIVEKIT_REDIS"),
+        };
+        let status = script.status().expect("scripts/livekit.sh runs");
         assert!(status.success(), "scripts/livekit.sh {action} failed");
+    }
+}
+
+/// One of the project's scripts, found at run time (the shared target dir may hold a
+/// binary built from another clone).
+fn project_script(name: &str) -> Command {
+    let mut command = Command::new("bash");
+    command
+        .arg(format!(
+            "{}/scripts/{name}",
+            std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo test")
+        ))
+        .stdout(Stdio::null());
+    command
+}
+
+/// A Redis of the test's own (scripts/redis.sh on `port`). Stopped when dropped.
+pub struct OwnRedis {
+    pub port: u16,
+}
+
+impl OwnRedis {
+    pub fn start(port: u16) -> Self {
+        let own = Self { port };
+        own.run("start");
+        own
+    }
+
+    fn run(&self, action: &str) {
+        let status = project_script("redis.sh")
+            .arg(action)
+            .env("ESTRADE_REDIS_PORT", self.port.to_string())
+            .status()
+            .expect("scripts/redis.sh runs");
+        assert!(status.success(), "scripts/redis.sh {action} failed");
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.run("stop");
     }
 }
 

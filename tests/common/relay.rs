@@ -19,6 +19,12 @@ pub struct TcpRelay {
 impl TcpRelay {
     /// Relays 127.0.0.1:<ephemeral> to `target`.
     pub async fn to(target: SocketAddr) -> Self {
+        Self::failover(vec![target]).await
+    }
+
+    /// A load balancer in front of a cluster: each connection goes to the first of
+    /// `targets` that accepts it.
+    pub async fn failover(targets: Vec<SocketAddr>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("relay binds");
         let addr = listener.local_addr().unwrap();
         let open = Arc::new(AtomicBool::new(true));
@@ -32,10 +38,16 @@ impl TcpRelay {
                     continue;
                 }
                 let mut cut = cuts.subscribe();
+                let targets = targets.clone();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else {
-                        return;
-                    };
+                    let mut outbound = None;
+                    for target in targets {
+                        if let Ok(stream) = TcpStream::connect(target).await {
+                            outbound = Some(stream);
+                            break;
+                        }
+                    }
+                    let Some(mut outbound) = outbound else { return };
                     let mut inbound = inbound;
                     // A cut closes both sides: the client reads the end of its stream.
                     tokio::select! {

@@ -240,6 +240,10 @@ impl Driver {
             if self.session.state() == SessionState::Disconnected {
                 break;
             }
+            // An attempt that failed with its socket still open: that socket is done.
+            if !self.session.socket_wanted() {
+                self.ws = None;
+            }
             let wake = self
                 .session
                 .poll_timeout()
@@ -282,7 +286,7 @@ impl Driver {
         if let Some(ws) = &mut self.ws {
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(None)).await;
         }
-        self.pcs.close().await;
+        self.close_peer_connections().await;
         // Their `enabled` senders go: the microphone and camera tasks stop on their own
         // instead of outliving the room.
         self.published.clear();

@@ -209,8 +209,10 @@ impl Driver {
     pub(super) fn local_track_published(&mut self, cid: &str, sid: &TrackSid) {
         if let Some(p) = self.published.iter_mut().find(|p| p.cid == cid) {
             p.sid = Some(sid.clone());
-            if !*p.enabled.borrow() {
-                self.session.set_track_muted(sid, true);
+            // The user changed their mind since the request (muted or unmuted): say so.
+            let muted = !*p.enabled.borrow();
+            if muted != p.request.muted {
+                self.session.set_track_muted(sid, muted);
             }
         }
     }

@@ -53,7 +53,6 @@ impl Driver {
         let now = Instant::now();
         match opened {
             Ok(Ok(ws)) => {
-                self.ws = Some(ws);
                 let snapshot = self.pcs.snapshot().await;
                 let rtc = RtcSnapshot {
                     subscriber_offer: snapshot.subscriber_offer,
@@ -68,7 +67,10 @@ impl Driver {
                         })
                         .collect(),
                 };
-                self.session.handle_signal_opened(now, rtc);
+                // Too late (the attempt timed out meanwhile): the socket is not used.
+                if self.session.handle_signal_opened(now, rtc) {
+                    self.ws = Some(ws);
+                }
             }
             Ok(Err(e @ (ConnectError::Unauthorized { .. } | ConnectError::Forbidden { .. }))) => {
                 let refused = SignalFailure::Unauthorized(e.to_string());
@@ -85,12 +87,22 @@ impl Driver {
         }
     }
 
+    /// Closes the PeerConnections. Their reports go to a channel nobody reads any more
+    /// first: webrtc-rs waits for its state callbacks while closing, and a callback
+    /// waiting for room in a full channel (the room not reading: the application far
+    /// behind) would hold the close, and with it `leave`, for ever.
+    pub(super) async fn close_peer_connections(&mut self) {
+        let (_, unread) = mpsc::channel(1);
+        self.rtc_events = unread;
+        self.pcs.close().await;
+    }
+
     /// A full reconnect: the old PeerConnections and what plays from them go.
     pub(super) async fn close_media(&mut self) {
         self.remote_media.abort_all();
         self.tracks_of.clear();
         self.unclaimed.clear();
-        self.pcs.close().await;
+        self.close_peer_connections().await;
         self.publisher_up = false;
         self.subscriber_up = false;
         self.reliable_open = false;
@@ -131,9 +143,9 @@ impl Driver {
     }
 
     async fn republish(&mut self, at: usize) -> Result<(), LocalTrackEndReason> {
-        let p = &self.published[at];
-        let mut request = p.request.clone();
-        request.muted = !*p.enabled.borrow();
+        let p = &mut self.published[at];
+        p.request.muted = !*p.enabled.borrow();
+        let request = p.request.clone();
         let track = self
             .pcs
             .add_existing_track(&p.track)

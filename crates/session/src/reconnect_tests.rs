@@ -274,6 +274,55 @@ fn attempts_back_off_and_give_up_reporting_the_chat_that_could_not_leave() {
 }
 
 #[test]
+fn a_server_that_keeps_sending_us_away_gets_attempts_spaced_out() {
+    let mut pair = class();
+    pair.server.sends_away = true;
+    pair.break_signal();
+    pair.advance(Duration::from_secs(10));
+    // The resume is sent away, the full reconnect follows at once; from then on the
+    // usual delays (1–2 s), not a loop.
+    let attempts = pair.requests.len();
+    assert!((5..=10).contains(&attempts), "{attempts} attempts in 10 s");
+    assert_eq!(pair.client.state(), SessionState::Reconnecting);
+}
+
+#[test]
+fn a_removal_while_reconnecting_ends_the_session() {
+    let mut pair = class();
+    pair.server.removed = true;
+    pair.break_signal();
+    let events = pair.take_events();
+    let Some(SessionEvent::Disconnected { reason }) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert!(!reason.can_rejoin(), "{reason:?}");
+    assert_eq!(pair.requests.len(), 1, "no rejoin after a removal");
+}
+
+#[test]
+fn a_mute_undone_during_the_restore_stays_undone() {
+    let mut pair = class();
+    let track = pair.client.local().unwrap().tracks[0].sid.clone();
+    pair.server.network_up = false;
+    pair.client.handle_signal_lost(pair.now, "reset".into());
+    pair.step();
+    pair.client.set_track_muted(&track, true);
+    // Back, the server answered, media not yet: the user unmutes.
+    pair.media_up = false;
+    pair.network_back();
+    pair.advance(Duration::from_secs(1));
+    pair.client.set_track_muted(&track, false);
+    pair.media_up = true;
+    pair.advance(Duration::from_secs(1));
+    assert!(reconnected(&pair.take_events()).is_some());
+    let last = pair.server.received.iter().rev().find_map(|r| match r {
+        Req::Mute(m) => Some(m.muted),
+        _ => None,
+    });
+    assert_eq!(last, Some(false), "the server's last word is the unmute");
+}
+
+#[test]
 fn a_refused_token_ends_the_attempts_at_once() {
     let mut pair = class();
     pair.server.unauthorized = true;

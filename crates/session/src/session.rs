@@ -42,6 +42,9 @@ const RECENT_CHAT_IDS: usize = 1024;
 pub(crate) struct Outgoing {
     pub sequence: u32,
     pub message_id: String,
+    /// Written by the user now (not a request of ours, nor an answer to someone's): counts
+    /// toward the queue's bound, and is reported undelivered if the session ends first.
+    pub user_chat: bool,
     pub bytes: Vec<u8>,
 }
 
@@ -578,10 +581,14 @@ impl Session {
     /// While reconnecting it is remembered and sent once the session is back.
     pub fn set_track_muted(&mut self, track: &TrackSid, muted: bool) {
         match self.state {
-            _ if self.signalling() => self.transmits.push_back(wire::encode(Outbound::Mute {
-                track: track.clone(),
-                muted,
-            })),
+            _ if self.signalling() => {
+                // Said now: a mute held from before must not follow and undo it.
+                self.held_mutes.remove(track);
+                self.transmits.push_back(wire::encode(Outbound::Mute {
+                    track: track.clone(),
+                    muted,
+                }))
+            }
             SessionState::Reconnecting if self.published.contains_key(track) => {
                 self.held_mutes.insert(track.clone(), muted);
             }
@@ -685,8 +692,8 @@ impl Session {
         self.reconnect_requests.clear();
         let mut told = HashSet::new();
         for packet in std::mem::take(&mut self.data_transmits) {
-            // Not chat (a request of ours): nothing the user wrote.
-            if packet.message_id.is_empty() {
+            // A request or an answer of ours: nothing the user just wrote.
+            if !packet.user_chat {
                 continue;
             }
             if told.insert(packet.message_id.clone()) {

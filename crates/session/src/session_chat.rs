@@ -39,7 +39,7 @@ impl Session {
                 max: MAX_QUEUED_CHAT_BYTES,
             });
         }
-        self.queue_chat(payloads, stream_id, Vec::new());
+        self.queue_chat(payloads, stream_id, Vec::new(), true);
         self.missed.sent(crate::missed::SentChat {
             id: stream_id.to_owned(),
             text: text.to_owned(),
@@ -55,14 +55,24 @@ impl Session {
     }
 
     /// Numbers and queues the packets of one message (`to`: these identities only).
-    fn queue_chat(&mut self, payloads: Vec<data::DataPayload>, id: &str, to: Vec<String>) {
+    /// `user_chat`: the user's own message, just written (see [`Outgoing::user_chat`]).
+    fn queue_chat(
+        &mut self,
+        payloads: Vec<data::DataPayload>,
+        id: &str,
+        to: Vec<String>,
+        user_chat: bool,
+    ) {
         for payload in payloads {
             self.data_sequence = self.data_sequence.wrapping_add(1).max(1);
             let bytes = data::encode_to(self.data_sequence, payload, to.clone());
-            self.queued_bytes += bytes.len();
+            if user_chat {
+                self.queued_bytes += bytes.len();
+            }
             self.data_transmits.push_back(Outgoing {
                 sequence: self.data_sequence,
                 message_id: id.to_owned(),
+                user_chat,
                 bytes,
             });
         }
@@ -84,7 +94,7 @@ impl Session {
             topic: Some(crate::missed::MISSED_TOPIC.to_owned()),
             payload: crate::missed::encode_request(away),
         };
-        self.queue_chat(vec![request], "", Vec::new());
+        self.queue_chat(vec![request], "", Vec::new(), false);
     }
 
     /// The requests for missed chat that are due.
@@ -106,7 +116,12 @@ impl Session {
         payload: &[u8],
     ) -> Result<(), DataReceiveError> {
         let request = crate::missed::decode_request(payload)?;
-        let Some(local) = &self.local else {
+        // Reconnecting ourselves: it will ask again, and we will be able to answer then.
+        let Some(local) = self
+            .local
+            .as_ref()
+            .filter(|_| self.state == SessionState::Connected)
+        else {
             return Ok(());
         };
         if &local.identity == from {
@@ -114,7 +129,7 @@ impl Session {
         }
         for chat in self.missed.answer(now, from, &request) {
             if let Ok(payloads) = chat::outgoing(&chat.text, &chat.id, chat.timestamp_ms) {
-                self.queue_chat(payloads, &chat.id, vec![from.0.clone()]);
+                self.queue_chat(payloads, &chat.id, vec![from.0.clone()], false);
             }
         }
         Ok(())
@@ -233,7 +248,9 @@ impl Session {
             return None;
         }
         let packet = self.data_transmits.pop_front()?;
-        self.queued_bytes = self.queued_bytes.saturating_sub(packet.bytes.len());
+        if packet.user_chat {
+            self.queued_bytes = self.queued_bytes.saturating_sub(packet.bytes.len());
+        }
         let bytes = packet.bytes.clone();
         self.sent_bytes += bytes.len();
         self.sent.push_back((now, packet));

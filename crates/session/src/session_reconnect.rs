@@ -24,14 +24,27 @@ impl Session {
 
     /// The socket of the attempt just handed out is open. For a resume, `rtc` is what the
     /// PeerConnections have now (sent to the server in `SyncState`).
-    pub fn handle_signal_opened(&mut self, now: Instant, rtc: RtcSnapshot) {
+    /// Returns whether the socket is to be used (`false`: the attempt was given up
+    /// meanwhile; close it).
+    pub fn handle_signal_opened(&mut self, now: Instant, rtc: RtcSnapshot) -> bool {
         let Some(r) = &mut self.reconnection else {
-            return;
+            return false;
         };
-        if matches!(r.phase, Phase::Opening(_)) {
-            r.phase = Phase::Answering(now + RESPONSE_TIMEOUT);
-            r.rtc = rtc;
-            self.last_received = now;
+        if !matches!(r.phase, Phase::Opening(_)) {
+            return false;
+        }
+        r.phase = Phase::Answering(now + RESPONSE_TIMEOUT);
+        r.rtc = rtc;
+        self.last_received = now;
+        true
+    }
+
+    /// Whether the current signalling socket is still of use: not between attempts (an
+    /// attempt that failed with its socket open leaves it behind). Drop it when not.
+    pub fn socket_wanted(&self) -> bool {
+        match &self.reconnection {
+            Some(r) => matches!(r.phase, Phase::Answering(_) | Phase::Restoring { .. }),
+            None => true,
         }
     }
 
@@ -126,7 +139,9 @@ impl Session {
         };
         self.sent_bytes = self.sent.iter().map(|(_, p)| p.bytes.len()).sum();
         for (_, packet) in resend.into_iter().rev() {
-            self.queued_bytes += packet.bytes.len();
+            if packet.user_chat {
+                self.queued_bytes += packet.bytes.len();
+            }
             self.data_transmits.push_front(packet);
         }
     }
@@ -163,8 +178,15 @@ impl Session {
                 self.schedule_attempt(now, immediate);
             }
             SessionState::Reconnecting => {
+                // Without delay only to switch from a resume to a full reconnect: a server
+                // that keeps asking for reconnects must not get a loop of them.
+                let switching = kind == ReconnectKind::Full
+                    && self
+                        .reconnection
+                        .as_ref()
+                        .is_some_and(|r| r.kind == ReconnectKind::Resume);
                 let kind = (kind == ReconnectKind::Full).then_some(kind);
-                self.attempt_failed(now, reason, kind, immediate)
+                self.attempt_failed(now, reason, kind, immediate && switching)
             }
             SessionState::Joining | SessionState::Connected => self.disconnect(reason),
             SessionState::Disconnected => {}
@@ -239,8 +261,12 @@ impl Session {
                 self.reconnect_requests.clear();
                 self.reconnect_requests.push_back(request);
             }
-            Phase::Opening(at) | Phase::Answering(at) if now >= at => {
-                let why = format!("no answer within {:?}", at.saturating_duration_since(now));
+            Phase::Opening(at) if now >= at => {
+                let why = format!("the socket did not open within {OPEN_TIMEOUT:?}");
+                self.attempt_failed(now, DisconnectReason::SignalLost(why), None, false);
+            }
+            Phase::Answering(at) if now >= at => {
+                let why = format!("the server did not answer within {RESPONSE_TIMEOUT:?}");
                 self.attempt_failed(now, DisconnectReason::SignalLost(why), None, false);
             }
             Phase::Restoring { deadline, .. } if now >= deadline => {
@@ -286,6 +312,19 @@ impl Session {
         now: Instant,
         inbound: Inbound,
     ) -> Result<(), FrameError> {
+        // Being removed, or the room ending, counts whenever it comes.
+        if let Inbound::Leave {
+            reason,
+            reason_name,
+            action: crate::events::LeaveAction::Disconnect,
+        } = inbound
+        {
+            self.disconnect(DisconnectReason::Server {
+                code: reason,
+                name: reason_name,
+            });
+            return Ok(());
+        }
         let Some(kind) = self
             .reconnection
             .as_ref()
@@ -307,11 +346,11 @@ impl Session {
                     code: reason,
                     name: reason_name,
                 };
-                match action {
-                    crate::events::LeaveAction::Disconnect => self.disconnect(why),
-                    // The server no longer has our session (STATE_MISMATCH): join again.
-                    _ => self.attempt_failed(now, why, Some(ReconnectKind::Full), true),
-                }
+                // The server no longer has our session (STATE_MISMATCH): join again,
+                // at once after a resume, after the usual delay after a full one.
+                let _ = action;
+                let immediate = kind == ReconnectKind::Resume;
+                self.attempt_failed(now, why, Some(ReconnectKind::Full), immediate)
             }
             (
                 ReconnectKind::Resume,

@@ -41,6 +41,11 @@ pub(crate) struct FakeServer {
     pub unauthorized: bool,
     /// Whether publisher offers get answers.
     pub answers_offers: bool,
+    /// A draining server: every new socket is answered "reconnect elsewhere" (a
+    /// LeaveRequest with action RECONNECT).
+    pub sends_away: bool,
+    /// A moderator removed the client: a resume is answered with a removal.
+    pub removed: bool,
     /// The client's published tracks, as the server lists them.
     client_tracks: Vec<lk::TrackInfo>,
     outbox: VecDeque<Vec<u8>>,
@@ -62,6 +67,8 @@ impl FakeServer {
             socket_open: false,
             unauthorized: false,
             answers_offers: true,
+            sends_away: false,
+            removed: false,
             client_tracks: Vec::new(),
             outbox: VecDeque::new(),
         }
@@ -89,6 +96,25 @@ impl FakeServer {
     fn open(&mut self, request: &ReconnectRequest) {
         self.socket_open = true;
         self.outbox.clear();
+        let leave = |reason: lk::DisconnectReason, action: lk::leave_request::Action| {
+            Resp::Leave(lk::LeaveRequest {
+                reason: reason as i32,
+                action: action as i32,
+                ..Default::default()
+            })
+        };
+        if self.removed {
+            use lk::leave_request::Action;
+            let removed = leave(lk::DisconnectReason::ParticipantRemoved, Action::Disconnect);
+            return self.send(removed);
+        }
+        if self.sends_away {
+            use lk::leave_request::Action;
+            return self.send(leave(
+                lk::DisconnectReason::ServerShutdown,
+                Action::Reconnect,
+            ));
+        }
         match &request.resume {
             Some((sid, _)) if self.client_sid.as_deref() == Some(sid.0.as_str()) => {
                 let last_message_seq = self.data.last().copied().unwrap_or(0);
@@ -376,7 +402,8 @@ impl Pair {
     /// Runs simulated time forward by `by`, firing every timer on the way.
     pub fn advance(&mut self, by: Duration) {
         let end = self.now + by;
-        for _ in 0..100_000 {
+        let mut steps = 0;
+        loop {
             let connect = self.connecting.as_ref().map(|(at, _)| *at);
             let next = [self.client.poll_timeout(), connect]
                 .into_iter()
@@ -399,6 +426,9 @@ impl Pair {
             if self.client.poll_timeout().is_none() && self.connecting.is_none() {
                 break;
             }
+            steps += 1;
+            // A timer that stays due without anything changing: the driver would spin.
+            assert!(steps < 10_000, "the session's timer never stops firing");
         }
         self.now = end;
         self.client.handle_timeout(self.now);
