@@ -130,6 +130,14 @@ fn main() -> anyhow::Result<()> {
     let secrets = unsafe { secrets::take_from_env() }?;
     secrets::refuse_on_command_line(std::env::args_os())?;
     let args = Args::parse();
+    // Diagnostics on stderr (stdout is the JSON event stream): warnings unless RUST_LOG
+    // asks for more.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

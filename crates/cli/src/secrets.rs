@@ -4,8 +4,9 @@
 //! (`ps`, `/proc/PID/cmdline`) and kept by shell history, so a secret flag is refused
 //! outright rather than ignored: a script that passes one learns at once. Once read, the
 //! variables are removed from the environment so that nothing this process starts
-//! inherits them and no library reads them later. (`/proc/PID/environ` keeps showing the
-//! environment the process started with; only its owner and root can read that.)
+//! inherits them and no library reads them later. On Linux the value is also overwritten
+//! where the kernel keeps the environment the process started with: `/proc/PID/environ`
+//! (and a core dump) would show it otherwise for the whole session.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -84,10 +85,39 @@ pub unsafe fn take_from_env() -> Result<Secrets, SecretError> {
     take(|name| {
         let value = std::env::var_os(name);
         // SAFETY: the caller guarantees this process has a single thread (see above).
-        unsafe { std::env::remove_var(name) };
+        unsafe {
+            scrub_initial_env(name);
+            std::env::remove_var(name)
+        };
         value
     })
 }
+
+/// Overwrites `name`'s value in place, in the block the process started with (what
+/// `/proc/PID/environ` reads), before the variable is removed.
+///
+/// # Safety
+///
+/// Single-threaded, as [`take_from_env`]; and the variable was not set by this process
+/// (then `getenv` points into the initial block, which is writable stack memory).
+#[cfg(target_os = "linux")]
+unsafe fn scrub_initial_env(name: &str) {
+    let Ok(name) = std::ffi::CString::new(name) else {
+        return;
+    };
+    // SAFETY: a NUL-terminated name; the result is NULL or a NUL-terminated value in the
+    // environment's storage, which nothing else reads or writes meanwhile (one thread).
+    unsafe {
+        let value = libc::getenv(name.as_ptr());
+        if !value.is_null() {
+            let len = libc::strlen(value);
+            std::ptr::write_bytes(value, b'x', len);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+unsafe fn scrub_initial_env(_name: &str) {}
 
 /// The secrets as `take_var` hands them over (each variable is asked for exactly once, and
 /// is expected gone afterwards). Every variable is taken even if an earlier one is bad, so

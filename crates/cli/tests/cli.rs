@@ -423,3 +423,120 @@ async fn a_bot_the_server_removes_exits_with_a_failure() {
         ended[0]
     );
 }
+
+/// Where a secret shows in `text`: the password, a backend token (`at_…`, `rt_…`: 43
+/// base64url characters) or a JWT (a LiveKit token: `eyJ…`).
+fn secrets_in(text: &str) -> Vec<String> {
+    let token_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let mut found = Vec::new();
+    if text.contains(seed::DEMO_PASSWORD) {
+        found.push("the password".to_string());
+    }
+    for prefix in ["at_", "rt_", "eyJ"] {
+        for (at, _) in text.match_indices(prefix) {
+            let rest = &text[at + prefix.len()..];
+            let run = rest.chars().take_while(|c| token_char(*c)).count();
+            if run >= 20 {
+                found.push(format!("{prefix}{}…", &rest[..8.min(rest.len())]));
+            }
+        }
+    }
+    found
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                files_under(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs livekit-server: scripts/test.sh starts it"]
+async fn a_whole_session_leaves_no_secret_in_logs_argv_environ_or_files() {
+    let server = devserver().await;
+    let home = std::env::temp_dir().join(format!(
+        "estrade-secrets-{}-{}",
+        std::process::id(),
+        unix_ms()
+    ));
+    std::fs::create_dir_all(&home).unwrap();
+    let mut bot = through_backend(&server, "lea.dubois@estrade.example", &["--tone", "440"]);
+    // Every log line the engine and the backend client write, and a home of its own.
+    bot.env("RUST_LOG", "debug")
+        .env("HOME", &home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_CACHE_HOME", home.join("cache"));
+    let child = bot.spawn().expect("estrade-cli starts");
+    let pid = child.id();
+    // In the room (signed in, joined, publishing, chatting): what the process shows now.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for step in [
+        "\"joined\"",
+        "\"media_connected\"",
+        "\"local_track_published\"",
+    ] {
+        assert!(
+            stdout.contains(step),
+            "the session really ran ({step}): {stdout}"
+        );
+    }
+    assert!(
+        stderr.lines().count() > 20,
+        "debug logs were written: {stderr}"
+    );
+    let mut leaks = Vec::new();
+    for (what, text) in [
+        ("stdout", stdout.to_string()),
+        ("the logs", stderr.to_string()),
+        ("argv", String::from_utf8_lossy(&cmdline).replace('\0', " ")),
+        (
+            "the environment",
+            String::from_utf8_lossy(&environ).replace('\0', "\n"),
+        ),
+    ] {
+        leaks.extend(
+            secrets_in(&text)
+                .into_iter()
+                .map(|s| format!("{s} in {what}")),
+        );
+    }
+    for file in files_under(&home) {
+        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).to_string();
+        leaks.extend(
+            secrets_in(&text)
+                .into_iter()
+                .map(|s| format!("{s} in {}", file.display())),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&home);
+    assert!(leaks.is_empty(), "secrets leaked: {leaks:?}");
+    // The check itself works: it finds each kind of secret.
+    assert_eq!(secrets_in(seed::DEMO_PASSWORD).len(), 1);
+    assert_eq!(
+        secrets_in("rt_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG").len(),
+        1
+    );
+}
