@@ -289,6 +289,8 @@ async def main():
     args.add_argument("--speaker", help="play what is heard on this device (libwebrtc's audio device module; in SDK 1.2.1 it plays on the system default whatever is chosen)")
     args.add_argument("--listen-only", action="store_true", help="publish nothing")
     args.add_argument("--extra-tracks", type=int, default=0, help="a hostile peer: publish this many more microphones (tone bursts), beyond what any client does")
+    args.add_argument("--say-at", action="append", default=[], metavar="SECONDS=TEXT",
+                      help="say TEXT on lk.chat SECONDS after connecting (repeatable); whether the SDK took it is reported")
     args.add_argument("--flood", type=int, default=0, help="a hostile peer: send this many malformed chat packets (legacy topic, not JSON) as fast as it can, then say --say")
 
     opts = args.parse_args()
@@ -326,6 +328,16 @@ async def main():
         tasks.append(asyncio.ensure_future(read()))
 
     room.register_text_stream_handler("lk.chat", on_text)
+
+    connection = []
+
+    @room.on("reconnecting")
+    def _reconnecting():
+        connection.append({"event": "reconnecting", "at_s": time.monotonic() - started})
+
+    @room.on("reconnected")
+    def _reconnected():
+        connection.append({"event": "reconnected", "at_s": time.monotonic() - started})
 
     @room.on("participant_connected")
     def _joined(p):
@@ -395,6 +407,22 @@ async def main():
         flooded_ms = (time.monotonic() - t0) * 1000
     if opts.say:
         await room.local_participant.send_text(opts.say, topic="lk.chat")
+    said = []
+
+    async def say_at(at, text):
+        await asyncio.sleep(max(0.0, at - (time.monotonic() - started)))
+        entry = {"text": text, "at_s": time.monotonic() - started}
+        try:
+            await room.local_participant.send_text(text, topic="lk.chat")
+            entry["ok"] = True
+        except Exception as e:  # the SDK refused it (reconnecting): reported
+            entry["ok"] = False
+            entry["error"] = repr(e)
+        said.append(entry)
+
+    for spec in opts.say_at:
+        at, text = spec.split("=", 1)
+        tasks.append(asyncio.ensure_future(say_at(float(at), text)))
     await asyncio.sleep(max(0.0, opts.seconds - (time.monotonic() - started)))
     stop.set()
 
@@ -406,6 +434,8 @@ async def main():
         "watched": {k: {**v, "sizes": sorted(v["sizes"])} for k, v in watched.items()},
         "chat": chat,
         "flooded_ms": flooded_ms,
+        "said": said,
+        "connection": connection,
     }), flush=True)
     await room.disconnect()
     for t in tasks:
