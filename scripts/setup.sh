@@ -35,6 +35,16 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# cargo-fuzz and the nightly toolchain it needs, for scripts/fuzz.sh.
+if ! rustup toolchain list | grep -q '^nightly'; then
+  log "installing the nightly toolchain (for cargo-fuzz)"
+  rustup toolchain install nightly --profile minimal >/dev/null
+fi
+if ! command -v cargo-fuzz >/dev/null; then
+  log "installing cargo-fuzz"
+  cargo install cargo-fuzz --locked --version 0.13.2 --quiet
+fi
+
 # livekit-server, built from source by the Go toolchain, pinned.
 LK="$ESTRADE_BIN/livekit-server-$LIVEKIT_VERSION"
 if [ ! -x "$LK" ]; then

@@ -26,6 +26,9 @@ step "svelte-check"
 step "vitest"
 (cd ui && npm test --silent)
 
+step "fuzz, briefly (signal frames, data packets, backend answers, jitter buffer: 25 s each)"
+"$ESTRADE_ROOT/scripts/fuzz.sh" 25
+
 step "local stack: livekit-server, PulseAudio with virtual devices, a virtual display"
 export ESTRADE_LIVEKIT_PORT="${ESTRADE_TEST_LIVEKIT_PORT:-17880}"
 export ESTRADE_LIVEKIT_URL="ws://127.0.0.1:$ESTRADE_LIVEKIT_PORT"
