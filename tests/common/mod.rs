@@ -188,6 +188,7 @@ pub struct OwnLivekit {
 impl OwnLivekit {
     pub fn start(port: u16) -> Self {
         let own = Self { port, redis: None };
+        NetCut::lift_stale(port);
         own.run("start");
         own
     }
@@ -352,6 +353,17 @@ impl NetCut {
         );
         nft(&["-f", "-"], Some(&rules));
         Self { table }
+    }
+}
+
+impl NetCut {
+    /// A cut left behind by a test run that was killed (its `Drop` never ran) would cut
+    /// this run's server before it starts: lifted first, quietly.
+    fn lift_stale(port: u16) {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &format!("estrade_cut_{port}")])
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
