@@ -235,9 +235,7 @@ fn a_server_that_forgot_us_gets_a_full_reconnect_and_the_room_differences_are_to
 #[test]
 fn attempts_back_off_and_give_up_reporting_the_chat_that_could_not_leave() {
     let mut pair = class();
-    pair.server.network_up = false;
-    pair.client.handle_signal_lost(pair.now, "reset".into());
-    pair.step();
+    pair.lose_network();
     chats(&mut pair, 2, "lost");
     let start = pair.now;
     pair.advance(Duration::from_secs(120));
@@ -303,9 +301,7 @@ fn a_removal_while_reconnecting_ends_the_session() {
 fn a_mute_undone_during_the_restore_stays_undone() {
     let mut pair = class();
     let track = pair.client.local().unwrap().tracks[0].sid.clone();
-    pair.server.network_up = false;
-    pair.client.handle_signal_lost(pair.now, "reset".into());
-    pair.step();
+    pair.lose_network();
     pair.client.set_track_muted(&track, true);
     // Back, the server answered, media not yet: the user unmutes.
     pair.media_up = false;
@@ -372,9 +368,7 @@ fn a_server_that_disables_resume_gets_full_reconnects() {
 fn a_mute_while_reconnecting_reaches_the_server_after_the_resume() {
     let mut pair = class();
     let track = pair.client.local().unwrap().tracks[0].sid.clone();
-    pair.server.network_up = false;
-    pair.client.handle_signal_lost(pair.now, "reset".into());
-    pair.step();
+    pair.lose_network();
     pair.client.set_track_muted(&track, true);
     pair.server.network_up = true;
     pair.advance(Duration::from_secs(6));
@@ -419,9 +413,7 @@ fn tile_settings_are_sent_again_after_a_reconnect() {
 #[test]
 fn chat_queued_while_reconnecting_is_bounded() {
     let mut pair = class();
-    pair.server.network_up = false;
-    pair.client.handle_signal_lost(pair.now, "reset".into());
-    pair.step();
+    pair.lose_network();
     let big = "x".repeat(200 * 1024);
     let mut refused = None;
     for i in 0..10 {
@@ -491,8 +483,7 @@ fn chat_the_server_dropped_while_we_were_away_is_sent_again_to_us_alone_once() {
         .unwrap();
     alice.step();
     let mut bob = Pair::joined(vec![]);
-    bob.server.network_up = false;
-    bob.client.handle_signal_lost(bob.now, "cut".into());
+    bob.lose_network();
     bob.advance(Duration::from_secs(1));
     bob.network_back();
     bob.advance(Duration::from_secs(1));

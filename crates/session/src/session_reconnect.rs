@@ -89,13 +89,14 @@ impl Session {
         self.state = SessionState::Connected;
         self.resend_after(&r);
         self.ask_for_missed_chat(now, r.lost_at);
+        // After a full reconnect the republished tracks carry their mute state already.
+        let held = std::mem::take(&mut self.held_mutes);
         if r.kind == ReconnectKind::Resume {
-            for (track, muted) in std::mem::take(&mut self.held_mutes) {
+            for (track, muted) in held {
                 self.transmits
                     .push_back(wire::encode(Outbound::Mute { track, muted }));
             }
         }
-        self.held_mutes.clear();
         for (track, settings) in &self.track_settings {
             self.transmits
                 .push_back(wire::encode(Outbound::TrackSettings {
@@ -339,7 +340,7 @@ impl Session {
                 Inbound::Leave {
                     reason,
                     reason_name,
-                    action,
+                    ..
                 },
             ) => {
                 let why = DisconnectReason::Server {
@@ -348,7 +349,6 @@ impl Session {
                 };
                 // The server no longer has our session (STATE_MISMATCH): join again,
                 // at once after a resume, after the usual delay after a full one.
-                let _ = action;
                 let immediate = kind == ReconnectKind::Resume;
                 self.attempt_failed(now, why, Some(ReconnectKind::Full), immediate)
             }

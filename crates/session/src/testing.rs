@@ -283,6 +283,13 @@ impl Pair {
         self.advance(Duration::ZERO);
     }
 
+    /// The network goes silent and the client has noticed (its socket failed).
+    pub fn lose_network(&mut self) {
+        self.server.network_up = false;
+        self.client.handle_signal_lost(self.now, "reset".into());
+        self.step();
+    }
+
     /// The network comes back: a socket being opened gets through (as TCP's next SYN
     /// retransmission would), and everything moves again.
     pub fn network_back(&mut self) {
