@@ -3,7 +3,9 @@
 # Python SDK) in the same run through a livekit-server of their own on loopback. Prints a
 # table of p50/p95 against the issue's targets. ESTRADE_BENCH_JOINS / ESTRADE_BENCH_SECONDS
 # change the sample sizes; ESTRADE_BENCH_PROFILE=release measures a release build;
-# ESTRADE_BENCH_ONLY=devices runs only the device rows (costs, echo, device path).
+# ESTRADE_BENCH_ONLY=devices runs only the device rows (costs, echo, device path);
+# ESTRADE_BENCH_ONLY=faults only the fault rows (loss, jitter, delay, a rate cap;
+# ESTRADE_BENCH_FAULTS=loss: only the profiles whose name has "loss" in it).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ESTRADE_ROOT"

@@ -37,6 +37,13 @@ rtc:
   enable_loopback_candidate: true
   ips:
     includes: [127.0.0.1/32]
+  # A subscriber whose link cannot carry video gets the sound, video paused (told to the
+  # client as a stream state), rather than both broken; send-side estimation (TWCC),
+  # which webrtc-rs answers. See docs/deploy.md.
+  congestion_control:
+    enabled: true
+    allow_pause: true
+    use_send_side_bwe: true
 room:
   auto_create: true
   empty_timeout: 300

@@ -173,6 +173,8 @@ async def watch(track, seen, count_only=False):
         y = np.frombuffer(frame.data, np.uint8, frame.width * frame.height).reshape(frame.height, frame.width)
         stamp = read_stamp(y)
         seen["sizes"].add((frame.width, frame.height))
+        seen["heights"].append(frame.height)
+        seen["shown_ms"].append(time.time_ns() // 1_000_000)
         if stamp is None:
             seen["unreadable"] += 1
         else:
@@ -181,18 +183,18 @@ async def watch(track, seen, count_only=False):
             seen["glass_to_glass_ms"].append(((now_ms & 0xFF_FFFF_FFFF) - stamp[1]))
 
 
-def tone(freq, end_us, n):
+def tone(freq, end_us, n, continuous=False):
     start_us = end_us - n * 1_000_000 // RATE
     out = bytearray(2 * n)
     for i in range(n):
         t_us = start_us + i * 1_000_000 // RATE
         in_period = t_us % PERIOD_US
-        v = int(12_000 * math.sin(2 * math.pi * freq * in_period / 1e6)) if in_period < PULSE_US else 0
+        v = int(12_000 * math.sin(2 * math.pi * freq * in_period / 1e6)) if continuous or in_period < PULSE_US else 0
         out[2 * i : 2 * i + 2] = v.to_bytes(2, "little", signed=True)
     return bytes(out)
 
 
-async def publish_bursts(source, freq, stop):
+async def publish_bursts(source, freq, stop, continuous=False):
     """Contiguous 10 ms frames of the wall-clock signal, as a microphone delivers them: a
     late loop sends the samples it missed (their age counts in the latency), up to 60 ms;
     beyond, it skips ahead as a device whose buffer overran."""
@@ -203,7 +205,7 @@ async def publish_bursts(source, freq, stop):
         await asyncio.sleep(max(0.0, next_end - time.monotonic()))
         if time.monotonic() > next_end + 0.06:
             next_end, end_us = time.monotonic(), time.time_ns() // 1000
-        frame = rtc.AudioFrame(tone(freq, end_us, FRAME), RATE, 1, FRAME)
+        frame = rtc.AudioFrame(tone(freq, end_us, FRAME, continuous), RATE, 1, FRAME)
         await source.capture_frame(frame)
         next_end += step
         end_us += FRAME * 1_000_000 // RATE
@@ -237,6 +239,32 @@ async def listen(track, analyser, levels):
                 mean = sum(s * s for s in block) / len(block) / 32768.0 ** 2
                 levels.append(round(10 * math.log10(mean + 1e-12), 1))
                 block = []
+
+
+INBOUND_FIELDS = ("packets_received", "packets_lost", "concealed_samples", "silent_concealed_samples",
+                  "total_samples_received", "concealment_events", "fec_packets_received", "nack_count",
+                  "pli_count", "retransmitted_packets_received", "frames_decoded", "key_frames_decoded", "freeze_count", "frame_height")
+
+
+async def sample_stats(track, identity, every, out):
+    """libwebrtc's own counters for one remote track (its inbound-rtp), with the Unix time."""
+    kind = "audio" if track.kind == rtc.TrackKind.KIND_AUDIO else "video"
+    while True:
+        await asyncio.sleep(every)
+        try:
+            reports = await track.get_stats()
+        except Exception:
+            continue
+        for r in reports:
+            if r.WhichOneof("stats") != "inbound_rtp":
+                continue
+            inbound = r.inbound_rtp
+            sample = {"identity": identity, "kind": kind, "unix_ms": time.time_ns() // 1_000_000}
+            for group in (inbound.received, inbound.inbound):
+                for field in INBOUND_FIELDS:
+                    if hasattr(group, field):
+                        sample[field] = getattr(group, field)
+            out.append(sample)
 
 
 async def join_bench(times):
@@ -277,6 +305,7 @@ async def main():
     args.add_argument("--freq", type=float, default=880.0)
     args.add_argument("--seconds", type=float, default=8.0)
     args.add_argument("--say", default="")
+    args.add_argument("--continuous", action="store_true", help="a steady tone instead of bursts (nothing for DTX to skip)")
     args.add_argument("--join-bench", type=int, default=0)
     args.add_argument("--video", action="store_true", help="publish the stamped pattern too")
     args.add_argument("--video-codec", choices=["vp8", "h264"], default="vp8")
@@ -288,6 +317,7 @@ async def main():
     args.add_argument("--mic", help="publish this device (libwebrtc's own audio device module, its processing on) instead of a synthetic microphone")
     args.add_argument("--speaker", help="play what is heard on this device (libwebrtc's audio device module; in SDK 1.2.1 it plays on the system default whatever is chosen)")
     args.add_argument("--listen-only", action="store_true", help="publish nothing")
+    args.add_argument("--stats-every", type=float, default=0.0, help="sample libwebrtc's inbound-rtp counters of each remote track this often (seconds)")
     args.add_argument("--extra-tracks", type=int, default=0, help="a hostile peer: publish this many more microphones (tone bursts), beyond what any client does")
     args.add_argument("--say-at", action="append", default=[], metavar="SECONDS=TEXT",
                       help="say TEXT on lk.chat SECONDS after connecting (repeatable); whether the SDK took it is reported")
@@ -315,6 +345,7 @@ async def main():
     heard = {}
     levels = {}
     watched = {}
+    stats = []
     chat = []
     tasks = []
     remote_seen = asyncio.Event()
@@ -350,9 +381,11 @@ async def main():
             level = levels.setdefault(participant.identity, []) if opts.levels else None
             tasks.append(asyncio.ensure_future(listen(track, analyser, level)))
         elif track.kind == rtc.TrackKind.KIND_VIDEO:
-            seen = watched.setdefault(participant.identity, {"frames": [], "glass_to_glass_ms": [], "sizes": set(), "unreadable": 0})
+            seen = watched.setdefault(participant.identity, {"frames": [], "glass_to_glass_ms": [], "sizes": set(), "unreadable": 0, "heights": [], "shown_ms": []})
             seen["mime_type"] = publication.mime_type
             tasks.append(asyncio.ensure_future(watch(track, seen, opts.count_only)))
+        if opts.stats_every:
+            tasks.append(asyncio.ensure_future(sample_stats(track, participant.identity, opts.stats_every, stats)))
 
     started = time.monotonic()
     await room.connect(os.environ["LK_URL"], os.environ["LK_TOKEN"])
@@ -375,7 +408,7 @@ async def main():
     elif opts.wav:
         tasks.append(asyncio.ensure_future(publish_file(source, opts.wav, stop)))
     else:
-        tasks.append(asyncio.ensure_future(publish_bursts(source, opts.freq, stop)))
+        tasks.append(asyncio.ensure_future(publish_bursts(source, opts.freq, stop, opts.continuous)))
     for i in range(opts.extra_tracks):
         extra = rtc.AudioSource(RATE, 1, queue_size_ms=50)
         extra_track = rtc.LocalAudioTrack.create_audio_track(f"extra-{i}", extra)
@@ -436,6 +469,7 @@ async def main():
         "flooded_ms": flooded_ms,
         "said": said,
         "connection": connection,
+        "stats": stats,
     }), flush=True)
     await room.disconnect()
     for t in tasks:

@@ -10,6 +10,7 @@ mod costs;
 mod device_path;
 use device_path::Clients;
 mod echo;
+mod faults;
 mod load;
 mod machine;
 mod pulse;
@@ -58,6 +59,12 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let backend = Backend::new(BackendUrl::parse(&devserver.url())?)?;
+
+    if std::env::var("ESTRADE_BENCH_ONLY").is_ok_and(|v| v == "faults") {
+        fault_bench(&backend).await?;
+        devserver.shutdown().await;
+        return Ok(());
+    }
 
     // Devices first: per-frame costs, then echo cancellation on the real audio path.
     eprintln!("per-frame costs of the device paths");
@@ -272,7 +279,28 @@ async fn main() -> anyhow::Result<()> {
             usage.cpu_percent, usage.rss_mib, usage.peak_rss_mib
         );
     }
+    fault_bench(&backend).await?;
     devserver.shutdown().await;
+    Ok(())
+}
+
+/// The fault rows (`faults.rs`), through a relay started before their clients join.
+async fn fault_bench(backend: &Backend) -> anyhow::Result<()> {
+    let port: u16 = std::env::var("ESTRADE_LIVEKIT_PORT")
+        .context("ESTRADE_LIVEKIT_PORT (scripts/estrade bench sets it)")?
+        .parse()?;
+    let relay = estrade_netfault::FaultRelay::start(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port + 2)),
+        port + 1,
+    )
+    .context("the fault relay (nftables, as root)")?;
+    let (trainer, listener) = (
+        join_grant(backend, seed::DEMO_TRAINER_EMAIL).await?,
+        join_grant(backend, "lea.dubois@estrade.example").await?,
+    );
+    eprintln!("faults: each profile for 10 s in a call, Estrade then libwebrtc");
+    let rows = faults::run(&relay, &trainer, &listener).await?;
+    faults::print(&rows);
     Ok(())
 }
 

@@ -88,6 +88,13 @@ fn session(e: &SessionEvent) -> Value {
         SessionEvent::RoomUpdated(room) => {
             json!({"event": "room_updated", "room": room.name, "participants": room.num_participants})
         }
+        SessionEvent::TrackStreamStateChanged {
+            participant,
+            track,
+            paused,
+        } => json!({
+            "event": "track_stream_state_changed", "participant": participant.as_str(),
+            "track": track.as_str(), "paused": paused}),
         SessionEvent::LocalTrackPublished { cid, track: t } => {
             json!({"event": "local_track_published", "cid": cid, "track": track(t)})
         }

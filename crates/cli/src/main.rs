@@ -115,9 +115,31 @@ struct Args {
     /// With --watch: ask for remote cameras at this tile size (the server picks the layer).
     #[arg(long, value_parser = video::parse_size, requires = "watch")]
     tile: Option<(u32, u32)>,
+    /// Every 250 ms, report what is heard (each remote microphone's frames played from
+    /// data, from FEC, concealed) and, with --watch, seen (frames, size) so far.
+    #[arg(long)]
+    stats: bool,
     /// Leave after this many seconds (default: run until Ctrl-C or the room ends).
     #[arg(long)]
     seconds: Option<u64>,
+}
+
+/// `--stats`: one line per remote microphone and camera, counters since it arrived.
+fn print_stats(bot: usize, t_ms: u64, recorder: &PulseRecorder, screen: &video::FrameCounter) {
+    for (from, heard) in recorder.all() {
+        let jitter = heard.playout.jitter;
+        print_line(json!({
+            "event": "audio_stats", "bot": bot, "t_ms": t_ms, "from": from.as_str(),
+            "played": jitter.played, "recovered": jitter.recovered,
+            "concealed": jitter.concealed, "discarded": jitter.discarded,
+        }));
+    }
+    for (from, seen) in screen.snapshot() {
+        print_line(json!({
+            "event": "video_stats", "bot": bot, "t_ms": t_ms, "from": from,
+            "frames": seen.frames, "width": seen.size.0, "height": seen.size.1,
+        }));
+    }
 }
 
 /// Synchronous on purpose: the secrets are taken out of the environment while this process
@@ -183,6 +205,7 @@ async fn run(args: Args, secrets: Secrets) -> anyhow::Result<()> {
                     .transpose(),
                 watch: args.watch,
                 tile: args.tile,
+                stats: args.stats,
             };
             let bot = Bot {
                 number: i + 1,
@@ -313,6 +336,7 @@ struct Media {
     camera: anyhow::Result<Option<CameraSettings>>,
     watch: bool,
     tile: Option<(u32, u32)>,
+    stats: bool,
 }
 
 async fn run_bot(bot: Bot, mut options: JoinOptions) -> anyhow::Result<()> {
@@ -382,8 +406,12 @@ async fn run_bot(bot: Bot, mut options: JoinOptions) -> anyhow::Result<()> {
     let mut leaving = false;
     let (mut connected, mut others) = (false, 0usize);
     let t_ms = || started.elapsed().as_millis() as u64;
+    let mut stats_tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
+            _ = stats_tick.tick(), if media.stats => {
+                print_stats(bot, t_ms(), &recorder, &screen);
+            }
             event = events.recv() => {
                 let Some(event) = event else { break };
                 let mut line = json::event(&event);
@@ -443,6 +471,9 @@ async fn run_bot(bot: Bot, mut options: JoinOptions) -> anyhow::Result<()> {
                 room.leave().await;
             }
         }
+    }
+    if media.stats {
+        print_stats(bot, t_ms(), &recorder, &screen);
     }
     for (from, heard) in recorder.all() {
         let mut latencies = heard.pulses.latencies_ms.clone();

@@ -91,10 +91,12 @@ pub fn camera_settings(
     })
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Watched {
     pub frames: u64,
     pub sizes: BTreeSet<(u32, u32)>,
+    /// The size of the last frame counted.
+    pub size: (u32, u32),
 }
 
 /// Decoded remote cameras, counted.
@@ -106,6 +108,10 @@ pub struct FrameCounter {
 impl FrameCounter {
     pub fn take(&self) -> BTreeMap<String, Watched> {
         std::mem::take(&mut *self.seen.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, Watched> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -129,10 +135,10 @@ struct Counting {
 
 impl VideoSink for Counting {
     fn show(&mut self, frame: &I420Frame, _at: Instant) {
-        // Locks only when the size changes and every 30 frames: cheap next to decoding.
+        // Locks only when the size changes and every 5 frames: cheap next to decoding.
         self.frames += 1;
         let size = (frame.width(), frame.height());
-        if size != self.size || self.frames.is_multiple_of(30) {
+        if size != self.size || self.frames.is_multiple_of(5) {
             self.size = size;
             let mut seen = self.seen.seen.lock().unwrap_or_else(|e| e.into_inner());
             if !seen.contains_key(&self.from) {
@@ -140,6 +146,7 @@ impl VideoSink for Counting {
             }
             if let Some(entry) = seen.get_mut(&self.from) {
                 entry.sizes.insert(size);
+                entry.size = size;
                 entry.frames = self.frames;
             }
         }

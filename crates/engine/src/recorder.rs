@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use estrade_media::clock::spawn_clock;
 use estrade_media::synthetic::{PulseAnalyser, is_audible, unix_us_now};
-use estrade_media::{AudioFrame, FRAME_SAMPLES, I420Frame, Pulled, RemoteAudio, VideoSink};
+use estrade_media::{
+    AudioFrame, FRAME_SAMPLES, I420Frame, PlayoutStats, Pulled, RemoteAudio, VideoSink,
+};
 use estrade_session::{ParticipantIdentity, TrackSid};
 
 use crate::audio::AudioOutput;
@@ -24,6 +26,9 @@ pub struct Heard {
     pub pulses: PulseAnalyser,
     /// When the first frame with sound in it played.
     pub first_audible: Option<Instant>,
+    /// The remote microphone's playout counters (frames from data, from FEC, concealed),
+    /// as of the last 20 ms tick.
+    pub playout: PlayoutStats,
 }
 
 /// Cheap to clone; every clone sees the same results.
@@ -55,8 +60,8 @@ impl AudioOutput for PulseRecorder {
         let started = spawn_clock("estrade-playout", Duration::from_millis(20), move |_| {
             let now = Instant::now();
             match audio.pull(now, &mut pcm) {
-                Pulled::Audio => recorder.record(&from, &pcm, now),
-                Pulled::Silence => {}
+                Pulled::Audio => recorder.record(&from, Some(&pcm), now, audio.stats()),
+                Pulled::Silence => recorder.record(&from, None, now, audio.stats()),
                 Pulled::Ended => {
                     tracing::debug!(%track, stats = ?audio.stats(), "remote audio ended");
                     return ControlFlow::Break(());
@@ -71,13 +76,21 @@ impl AudioOutput for PulseRecorder {
 }
 
 impl PulseRecorder {
-    fn record(&self, from: &ParticipantIdentity, frame: &AudioFrame, at: Instant) {
+    fn record(
+        &self,
+        from: &ParticipantIdentity,
+        frame: Option<&AudioFrame>,
+        at: Instant,
+        playout: PlayoutStats,
+    ) {
         let played_us = unix_us_now();
         let mut heard = self.lock();
         let entry = match heard.get_mut(from) {
             Some(entry) => entry,
             None => heard.entry(from.clone()).or_default(),
         };
+        entry.playout = playout;
+        let Some(frame) = frame else { return };
         if entry.first_audible.is_none() && is_audible(frame) {
             entry.first_audible = Some(at);
         }
@@ -92,6 +105,12 @@ pub struct Seen {
     pub frames: Vec<u32>,
     pub glass_to_glass_ms: Vec<f64>,
     pub sizes: Vec<(u32, u32)>,
+    /// When each frame was shown (Unix ms), as `sizes`.
+    pub shown_unix_ms: Vec<i64>,
+    /// Gaps of lost packets before a frame (each skips at least that frame).
+    pub loss_gaps: u32,
+    pub packets_lost: u64,
+    pub keyframes_requested: u32,
     /// Frames shown whose stamp could not be read (garbled, or not the test pattern).
     pub unreadable: usize,
 }
@@ -127,12 +146,27 @@ impl VideoOutput for FrameRecorder {
 }
 
 impl VideoSink for Watcher {
+    fn packets_lost(&mut self, packets: u16) {
+        let mut seen = self.recorder.lock();
+        let entry = seen.entry(self.from.clone()).or_default();
+        entry.loss_gaps += 1;
+        entry.packets_lost += u64::from(packets);
+    }
+
+    fn keyframe_requested(&mut self) {
+        let mut seen = self.recorder.lock();
+        seen.entry(self.from.clone())
+            .or_default()
+            .keyframes_requested += 1;
+    }
+
     fn show(&mut self, frame: &I420Frame, _at: Instant) {
         let stamp = estrade_media::synthetic_video::read(frame);
         let now_ms = unix_us_now() / 1000;
         let mut seen = self.recorder.lock();
         let entry = seen.entry(self.from.clone()).or_default();
         entry.sizes.push((frame.width(), frame.height()));
+        entry.shown_unix_ms.push(now_ms as i64);
         match stamp {
             Some(s) => {
                 entry.frames.push(s.frame);

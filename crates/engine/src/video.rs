@@ -183,6 +183,36 @@ fn encode_layers(
     Ok(())
 }
 
+/// Whole frames waiting for the decoder, at most (a quarter second at 30 fps).
+const FRAMES_QUEUED: usize = 8;
+
+/// Reads a remote camera's RTP in a task of its own, whole frames out: the stack stamps
+/// each packet's arrival when it is read (the transport-wide feedback the server's
+/// estimator reads), so reading must not wait for decoding — packets read late and in
+/// bursts looked like a congested link, and the server dropped our video to 180p under
+/// jitter it did not for libwebrtc (fault bench). A frame the decoder cannot take in
+/// time is dropped and counted as a loss (the decoder then asks for a keyframe).
+fn read_frames(
+    mut frames: estrade_rtc::RemoteVideoFrames,
+) -> tokio::sync::mpsc::Receiver<(bytes::Bytes, u16)> {
+    let (tx, rx) = tokio::sync::mpsc::channel(FRAMES_QUEUED);
+    tokio::spawn(async move {
+        let mut overflowed: u16 = 0;
+        while let Ok((data, dropped)) = frames.next().await {
+            let dropped = dropped.saturating_add(overflowed);
+            match tx.try_send((data, dropped)) {
+                Ok(()) => overflowed = 0,
+                // This frame is lost to the decoder too: at least one more.
+                Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                    overflowed = dropped.saturating_add(1);
+                }
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return,
+            }
+        }
+    });
+    rx
+}
+
 /// Counters of one remote camera, said when it ends.
 #[derive(Debug, Default)]
 struct VideoStats {
@@ -233,15 +263,15 @@ pub(crate) async fn play_remote_video(
     };
     let (max_w, max_h) = decode_limit(published);
     decoder.set_max_size(max_w, max_h);
-    let mut frames = track.video_frames(codec);
+    let keyframes = track.clone();
+    let mut frames = read_frames(track.video_frames(codec));
     let mut picture = I420Frame::new(2, 2);
     let mut waiting_for_key = false;
     let mut last_pli: Option<Instant> = None;
-    loop {
-        let (data, dropped) = match frames.next().await {
-            Ok(next) => next,
-            Err(_) => break,
-        };
+    while let Some((data, dropped)) = frames.recv().await {
+        if dropped > 0 {
+            sink.packets_lost(dropped);
+        }
         let decoded = if dropped > 0 {
             // References are gone: decoding on would show garbage until the next keyframe.
             waiting_for_key = true;
@@ -266,7 +296,8 @@ pub(crate) async fn play_remote_video(
         if waiting_for_key && last_pli.is_none_or(|t| t.elapsed() >= PLI_INTERVAL) {
             last_pli = Some(Instant::now());
             stats.keyframe_requests += 1;
-            let _ = frames.track().request_keyframe().await;
+            sink.keyframe_requested();
+            let _ = keyframes.request_keyframe().await;
         }
     }
     tracing::debug!(track = %track_id, ?stats, "remote video ended");

@@ -23,6 +23,11 @@ const CLOCK_HZ: f64 = 48_000.0;
 /// Ticks (1 s) over which the shortest wait of a played packet is watched: delay that no
 /// packet needed is shed.
 const WINDOW_TICKS: u32 = 50;
+/// After a packet is given up, the target holds one frame more for this long: with the
+/// lost frame's successor already queued when its turn comes, its in-band FEC copy plays
+/// at once. Without it, each loss was a concealed frame (waiting for the successor) and
+/// then a recovered one: 15 % concealed under ~19 % loss, measured by the fault bench.
+const LOSS_MEMORY: Duration = Duration::from_secs(5);
 /// A DTX packet (the TOC byte, at most one more): silence, so dropping it is inaudible.
 const QUIET_BYTES: usize = 2;
 
@@ -80,6 +85,10 @@ pub struct JitterBuffer {
     /// The last full window's shortest wait minus the target, in seconds (negative: a
     /// packet came too late, or waited less than the target), until taken.
     window_error: Option<f64>,
+    /// Until when the target holds one frame more for FEC (a packet was given up lately).
+    loss_until: Option<Instant>,
+    /// Whether it does now (as of the last tick).
+    fec_frame: bool,
     stats: JitterStats,
 }
 
@@ -104,6 +113,8 @@ impl JitterBuffer {
             shed: 0,
             shed_waited: 0,
             window_error: None,
+            loss_until: None,
+            fec_frame: false,
             stats: JitterStats::default(),
         }
     }
@@ -112,10 +123,11 @@ impl JitterBuffer {
         self.stats
     }
 
-    /// The delay the buffer aims for now: a few times the measured jitter, in whole frames.
+    /// The delay the buffer aims for now: a few times the measured jitter, in whole
+    /// frames, and one frame more while packets are being lost (for FEC).
     pub fn target_delay(&self) -> Duration {
         let want = Duration::from_secs_f64(self.jitter * 3.0) + FRAME / 2;
-        let frames = want.as_nanos().div_ceil(FRAME.as_nanos()) as u32;
+        let frames = want.as_nanos().div_ceil(FRAME.as_nanos()) as u32 + u32::from(self.fec_frame);
         (FRAME * frames).clamp(MIN_TARGET, MAX_TARGET)
     }
 
@@ -188,6 +200,7 @@ impl JitterBuffer {
             return Playout::Buffering;
         }
         self.start_at = None;
+        self.fec_frame = self.loss_until.is_some_and(|t| now < t);
         let next = if self.should_trim(next) && self.take(next).is_some() {
             self.stats.trimmed += 1;
             next.wrapping_add(1)
@@ -210,14 +223,21 @@ impl JitterBuffer {
         }
         // `next` is missing but later packets are here. While the queue is within the
         // target, wait for it (this is how the delay grows to the target after a late
-        // packet); beyond, give up on it.
-        if self.queued() <= self.target_delay() {
+        // packet); beyond, give up on it. While losses are being seen, the target holds
+        // the extra frame precisely so that the successor is here now: use its FEC copy.
+        let following = self.peek(next.wrapping_add(1));
+        let wait = match following {
+            Some(_) if self.fec_frame => false,
+            _ => self.queued() <= self.target_delay(),
+        };
+        if wait {
             self.next = Some(next);
             self.stats.concealed += 1;
             return Playout::Conceal;
         }
         self.delay_was_short(); // gave up on `next`
-        match self.peek(next.wrapping_add(1)) {
+        self.loss_until = Some(now + LOSS_MEMORY);
+        match following {
             Some(following) => {
                 self.stats.recovered += 1;
                 Playout::Recover { next: following }

@@ -283,3 +283,22 @@ fn a_packet_too_late_to_play_stops_the_shedding() {
     assert_eq!(jb.shed, 0);
     assert_eq!(jb.shortest_wait, Some(Duration::ZERO));
 }
+
+#[test]
+fn isolated_losses_play_from_fec_without_concealing_once_the_first_was_seen() {
+    // A steady network losing every 10th packet: after the first loss the target holds
+    // the successor, so each later loss is its FEC copy at once, not a concealed frame.
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new();
+    for i in 0..500u16 {
+        let at = t0 + FRAME * u32::from(i) + Duration::from_millis(1);
+        if i % 10 != 5 {
+            jb.push(at, i, u32::from(i) * 960, payload(i));
+        }
+        let _ = jb.pop(t0 + FRAME * u32::from(i) + Duration::from_millis(5));
+    }
+    let stats = jb.stats();
+    assert!(stats.recovered >= 48, "{stats:?}");
+    assert!(stats.concealed <= 2, "{stats:?}");
+    assert_eq!(jb.target_delay(), MIN_TARGET + FRAME, "one frame for FEC");
+}

@@ -207,6 +207,13 @@ pub trait VideoSource: Send + 'static {
 /// Where a remote camera's decoded frames go (a window's texture, a test checker).
 pub trait VideoSink: Send + 'static {
     fn show(&mut self, frame: &I420Frame, at: Instant);
+
+    /// Packets of the track were lost before the frame about to be shown (or skipped):
+    /// called once per gap, with how many packets it held.
+    fn packets_lost(&mut self, _packets: u16) {}
+
+    /// A keyframe was asked of the sender (after a loss or a decode error).
+    fn keyframe_requested(&mut self) {}
 }
 
 #[cfg(test)]

@@ -175,14 +175,19 @@ impl RemoteTrack {
     /// Reassembles this video track's RTP packets into whole frames (VP8 frames, or H.264
     /// access units in Annex B).
     pub fn video_frames(self, codec: VideoCodec) -> RemoteVideoFrames {
-        // 256 packets: a 720p keyframe can take ~100 of them.
+        // 256 packets: a 720p keyframe can take ~100 of them. A frame missing a packet
+        // waits for its retransmission (NACK) at most `REPAIR_WAIT`; beyond, it is given
+        // up and a keyframe asked. By packet count alone a 1 Mb/s camera waited ~2.5 s,
+        // frozen, for a packet that was not coming (measured under 10 % loss each way).
         let builder = match codec {
-            VideoCodec::Vp8 => {
-                Reassembly::Vp8(SampleBuilder::new(256, Vp8Packet::default(), 90_000))
-            }
-            VideoCodec::H264 => {
-                Reassembly::H264(SampleBuilder::new(256, H264Packet::default(), 90_000))
-            }
+            VideoCodec::Vp8 => Reassembly::Vp8(
+                SampleBuilder::new(256, Vp8Packet::default(), 90_000)
+                    .with_max_time_delay(REPAIR_WAIT),
+            ),
+            VideoCodec::H264 => Reassembly::H264(
+                SampleBuilder::new(256, H264Packet::default(), 90_000)
+                    .with_max_time_delay(REPAIR_WAIT),
+            ),
         };
         RemoteVideoFrames {
             builder,
@@ -449,6 +454,10 @@ impl RemoteVideoFrames {
         &self.track
     }
 }
+
+/// How long (in media time) an incomplete video frame waits for its missing packets to
+/// be retransmitted: a NACK round trip through the SFU on each leg, with margin.
+const REPAIR_WAIT: Duration = Duration::from_millis(500);
 
 /// What our video m-lines announce: retransmission, keyframe requests, the server's REMB.
 fn video_feedback() -> Vec<RTCPFeedback> {

@@ -6,7 +6,7 @@ use crate::media::RemoteTrack;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use webrtc::api::APIBuilder;
-use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::interceptor_registry::{configure_rtcp_reports, configure_twcc_receiver_only};
 use webrtc::api::media_engine::MediaEngine;
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::data_channel::RTCDataChannel;
@@ -115,6 +115,39 @@ pub struct PeerConnections {
     _lossy: Arc<RTCDataChannel>,
 }
 
+/// webrtc-rs's default interceptors (NACK both ways, RTCP reports, TWCC feedback for the
+/// server's send-side estimation), with the NACK generator's window cut from 8,192 packets
+/// to 128. It asks again for every missing packet of its window every 100 ms until it
+/// comes: over 8,192 packets a lossy or capped downlink kept asking for packets whose
+/// frame was given up long before (`REPAIR_WAIT`, half a second), and the server's
+/// retransmissions crowded the sound out of a capped link.
+fn interceptors(media: &mut MediaEngine) -> Result<Registry, webrtc::Error> {
+    use webrtc::interceptor::nack::{generator::Generator, responder::Responder};
+    use webrtc::rtp_transceiver::RTCPFeedback;
+    for parameter in ["", "pli"] {
+        media.register_feedback(
+            RTCPFeedback {
+                typ: "nack".to_owned(),
+                parameter: parameter.to_owned(),
+            },
+            RTPCodecType::Video,
+        );
+    }
+    let mut registry = Registry::new();
+    // 2^(1 + 6) = 128 packets: ~1.3 s of a 1 Mb/s camera, more of a smaller one. The
+    // newest 8 gaps are not asked for yet: under jitter packets come out of order, and
+    // asking at once for every one merely late made the server resend them (and read the
+    // requests as loss).
+    registry.add(Box::new(
+        Generator::builder()
+            .with_log2_size_minus_6(1)
+            .with_skip_last_n(8),
+    ));
+    registry.add(Box::new(Responder::builder()));
+    let registry = configure_rtcp_reports(registry);
+    configure_twcc_receiver_only(registry, media)
+}
+
 impl PeerConnections {
     /// Creates both PCs and the publisher's `_reliable`/`_lossy` channels (they must be in
     /// the first publisher offer). Events go to `events`.
@@ -138,7 +171,7 @@ impl PeerConnections {
                 )
                 .map_err(setup)?;
         }
-        let registry = register_default_interceptors(Registry::new(), &mut media).map_err(setup)?;
+        let registry = interceptors(&mut media).map_err(setup)?;
         let mut settings = SettingEngine::default();
         settings.set_include_loopback_candidate(config.allow_loopback);
         // The SFU has one address. When its check reaches us before its trickled candidate,

@@ -45,6 +45,15 @@ pub enum SessionEvent {
         quality: ConnectionQuality,
     },
     RoomUpdated(Room),
+    /// The server paused (`paused: true`) or resumed forwarding a track we subscribe to.
+    /// It pauses video when its estimate of our downlink cannot carry even the lowest
+    /// layer, so that the sound keeps flowing ("video paused to keep the sound"); it
+    /// resumes once the link can carry it again. Fires only on a change.
+    TrackStreamStateChanged {
+        participant: ParticipantSid,
+        track: TrackSid,
+        paused: bool,
+    },
     /// Our AddTrackRequest `cid` is now a publication with a server sid.
     LocalTrackPublished {
         cid: String,

@@ -147,6 +147,9 @@ pub struct Session {
     /// How each remote video is wanted (the application's tile sizes): sent again after a
     /// reconnect. Forgotten when the track goes.
     pub(crate) track_settings: HashMap<TrackSid, TrackSettings>,
+    /// Remote tracks the server has paused for us (only tracks of the roster: a server
+    /// naming others grows nothing).
+    paused_streams: HashSet<TrackSid>,
     events: VecDeque<SessionEvent>,
 }
 
@@ -184,6 +187,7 @@ impl Session {
             negotiation: Negotiation::default(),
             rtc: VecDeque::new(),
             pending_tracks: HashMap::new(),
+            paused_streams: HashSet::new(),
             published: HashMap::new(),
             reconnection: None,
             reconnect_requests: VecDeque::new(),
@@ -293,6 +297,7 @@ impl Session {
                         .push_back(SessionEvent::RoundTripMeasured { rtt_ms: rtt as u32 });
                 }
             }
+            Inbound::StreamStates(states) => self.handle_stream_states(states),
             Inbound::LegacyPong | Inbound::Ignored(_) => {}
             Inbound::Mute { track, muted } => self.handle_server_mute(track, muted),
             Inbound::Offer(d) => self.rtc.push_back(RtcCommand::ApplySubscriberOffer {
@@ -481,6 +486,30 @@ impl Session {
         } else {
             SessionEvent::TrackUnmuted { participant, track }
         });
+    }
+
+    /// The server paused or resumed tracks it forwards to us: told on a change only.
+    fn handle_stream_states(&mut self, states: Vec<(ParticipantSid, TrackSid, bool)>) {
+        let roster = &self.roster;
+        self.paused_streams.retain(|t| roster.has_track(t));
+        for (participant, track, paused) in states {
+            if !self.roster.has_track(&track) {
+                continue;
+            }
+            let changed = if paused {
+                self.paused_streams.insert(track.clone())
+            } else {
+                self.paused_streams.remove(&track)
+            };
+            if changed {
+                self.events
+                    .push_back(SessionEvent::TrackStreamStateChanged {
+                        participant,
+                        track,
+                        paused,
+                    });
+            }
+        }
     }
 
     /// Sends pings when due; notices a dead signal connection after `ping_timeout` of

@@ -1056,3 +1056,56 @@ fn a_chat_flood_is_capped_per_sender_and_counted() {
     say(&mut s, "2", "pardon", t0 + Duration::from_secs(1));
     assert_eq!(received(&events(&mut s), "2"), 1);
 }
+
+#[test]
+fn a_paused_stream_is_told_once_and_its_resume_too_for_known_tracks_only() {
+    let mut a = fake::participant("PA_a", "2", 1);
+    a.tracks = vec![fake::track("TR_cam", lk::TrackType::Video, false)];
+    let (mut s, t0) = joined(vec![a]);
+    events(&mut s);
+    let states = |list: &[(&str, lk::StreamState)]| {
+        fake::frame(lk::signal_response::Message::StreamStateUpdate(
+            lk::StreamStateUpdate {
+                stream_states: list
+                    .iter()
+                    .map(|(track, state)| lk::StreamStateInfo {
+                        participant_sid: "PA_a".into(),
+                        track_sid: (*track).into(),
+                        state: *state as i32,
+                    })
+                    .collect(),
+            },
+        ))
+    };
+    let paused = |e: &SessionEvent| match e {
+        SessionEvent::TrackStreamStateChanged {
+            participant,
+            track,
+            paused,
+        } => Some((
+            participant.as_str().to_owned(),
+            track.as_str().to_owned(),
+            *paused,
+        )),
+        _ => None,
+    };
+    s.handle_frame(
+        t0,
+        &states(&[
+            ("TR_cam", lk::StreamState::Paused),
+            ("TR_nobody", lk::StreamState::Paused),
+        ]),
+    )
+    .unwrap();
+    let told: Vec<_> = events(&mut s).iter().filter_map(paused).collect();
+    assert_eq!(told, [("PA_a".into(), "TR_cam".into(), true)]);
+    // Said again: no change, nothing told.
+    s.handle_frame(t0, &states(&[("TR_cam", lk::StreamState::Paused)]))
+        .unwrap();
+    assert!(events(&mut s).is_empty());
+    s.handle_frame(t0, &states(&[("TR_cam", lk::StreamState::Active)]))
+        .unwrap();
+    let told: Vec<_> = events(&mut s).iter().filter_map(paused).collect();
+    assert_eq!(told, [("PA_a".into(), "TR_cam".into(), false)]);
+    assert!(s.paused_streams.is_empty());
+}

@@ -86,6 +86,9 @@ pub(crate) enum Inbound {
         reason: String,
         message: String,
     },
+    /// The server pauses or resumes forwarding these tracks to us: (participant, track,
+    /// paused).
+    StreamStates(Vec<(ParticipantSid, TrackSid, bool)>),
     /// Known, valid, not used by this version.
     Ignored(&'static str),
 }
@@ -206,7 +209,20 @@ pub(crate) fn decode(frame: &[u8]) -> Result<Inbound, FrameError> {
                 message: r.message,
             }
         }
-        M::StreamStateUpdate(_) => Inbound::Ignored("stream_state_update"),
+        M::StreamStateUpdate(u) => Inbound::StreamStates(
+            u.stream_states
+                .into_iter()
+                .map(|s| {
+                    // An unknown state is not a pause: only PAUSED stops what we show.
+                    let paused = s.state == lk::StreamState::Paused as i32;
+                    (
+                        ParticipantSid(s.participant_sid),
+                        TrackSid(s.track_sid),
+                        paused,
+                    )
+                })
+                .collect(),
+        ),
         M::SubscribedQualityUpdate(_) => Inbound::Ignored("subscribed_quality_update"),
         M::SubscriptionPermissionUpdate(_) => Inbound::Ignored("subscription_permission_update"),
         M::SubscriptionResponse(_) => Inbound::Ignored("subscription_response"),
