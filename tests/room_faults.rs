@@ -113,20 +113,17 @@ async fn under(link: Link, port: u16) -> Got {
     let paused = paused.load(std::sync::atomic::Ordering::Relaxed);
     student.leave().await;
     trainer.leave().await;
-    let (played, fec, concealed) = (
-        during.played - before.played,
-        during.recovered - before.recovered,
-        during.concealed - before.concealed,
-    );
+    let audio = during.since(&before);
     let got = Got {
-        played: (played + fec) as f64 / (played + fec + concealed).max(1) as f64,
+        played: audio.played_share(),
         shown: frames_during as f64 / (FAULT.as_secs_f64() * 30.0),
         back,
         paused,
     };
     eprintln!(
-        "{link:?}: {got:?}; audio {played} from data, {fec} from FEC, {concealed} concealed; \
-         path up {up:?}, down {down:?}"
+        "{link:?}: {got:?}; audio {} from data, {} from FEC, {} concealed; \
+         path up {up:?}, down {down:?}",
+        audio.played, audio.recovered, audio.concealed
     );
     assert!(up.forwarded > 0 && down.forwarded > 0, "through the relay");
     assert!(

@@ -36,7 +36,6 @@ pub struct Profile {
 
 pub fn profiles() -> Vec<Profile> {
     let ms = Duration::from_millis;
-    let each = |i: Impairment| Link::both(i);
     vec![
         Profile {
             name: "none (the same call, no fault)",
@@ -44,11 +43,11 @@ pub fn profiles() -> Vec<Profile> {
         },
         Profile {
             name: "5 % loss each way",
-            link: each(Impairment::loss(0.05)),
+            link: Link::both(Impairment::loss(0.05)),
         },
         Profile {
             name: "10 % loss each way",
-            link: each(Impairment::loss(0.10)),
+            link: Link::both(Impairment::loss(0.10)),
         },
         Profile {
             name: "10 % loss, client → SFU only",
@@ -66,11 +65,11 @@ pub fn profiles() -> Vec<Profile> {
         },
         Profile {
             name: "20 % loss each way",
-            link: each(Impairment::loss(0.20)),
+            link: Link::both(Impairment::loss(0.20)),
         },
         Profile {
             name: "50 ms ± 50 ms jitter each way",
-            link: each(Impairment {
+            link: Link::both(Impairment {
                 delay: ms(50),
                 jitter: ms(50),
                 ..Impairment::NONE
@@ -78,7 +77,7 @@ pub fn profiles() -> Vec<Profile> {
         },
         Profile {
             name: "300 ms RTT (150 ms each way)",
-            link: each(Impairment {
+            link: Link::both(Impairment {
                 delay: ms(150),
                 ..Impairment::NONE
             }),
@@ -95,7 +94,7 @@ pub fn profiles() -> Vec<Profile> {
         },
         Profile {
             name: "500 kbit/s cap each way",
-            link: each(Impairment {
+            link: Link::both(Impairment {
                 rate_kbps: Some(500),
                 ..Impairment::NONE
             }),
@@ -106,8 +105,8 @@ pub fn profiles() -> Vec<Profile> {
 /// What the listener got from the trainer under one fault.
 #[derive(Debug, Default, Clone)]
 pub struct Outcome {
-    /// Shares of the 20 ms audio frames played during the fault.
-    pub from_data: f64,
+    /// Shares of the 20 ms audio frames played during the fault: from data or FEC.
+    pub played: f64,
     /// `None` where the stack does not say (libwebrtc counts Opus FEC as decoded data).
     pub from_fec: Option<f64>,
     pub concealed: f64,
@@ -202,29 +201,21 @@ async fn ours(
     let video = seen.seen_from(&from);
     b.leave().await;
     a.leave().await;
-    let (played, fec, concealed) = (
-        during.played - before.played,
-        during.recovered - before.recovered,
-        during.concealed - before.concealed,
-    );
+    let audio = during.since(&before);
     eprintln!(
         "    Estrade's jitter buffer during the fault: {} played, {} from FEC, {} concealed, {} too late or repeated, {} trimmed",
-        played,
-        fec,
-        concealed,
-        during.discarded - before.discarded,
-        during.trimmed - before.trimmed
+        audio.played, audio.recovered, audio.concealed, audio.discarded, audio.trimmed
     );
-    let total = (played + fec + concealed).max(1) as f64;
     eprintln!(
         "    Estrade's video receiver, whole call: {} gaps of lost packets ({} packets), {} keyframes asked",
         video.loss_gaps, video.packets_lost, video.keyframes_requested
     );
     let heights: Vec<u32> = video.sizes.iter().map(|(_, h)| *h).collect();
     let mut outcome = video_outcome(&video.shown_unix_ms, &heights, start, end);
-    outcome.from_data = played as f64 / total;
-    outcome.from_fec = Some(fec as f64 / total);
-    outcome.concealed = concealed as f64 / total;
+    let total = (audio.played + audio.recovered + audio.concealed).max(1) as f64;
+    outcome.played = audio.played_share();
+    outcome.from_fec = Some(audio.recovered as f64 / total);
+    outcome.concealed = audio.concealed as f64 / total;
     outcome.keyframes_asked = u64::from(video.keyframes_requested - keyframes_before);
     outcome.path_dropped = path_dropped;
     Ok(outcome)
@@ -287,7 +278,7 @@ async fn libwebrtc(
     };
     let total = delta("audio", "total_samples_received", start, end).max(FRAME_SAMPLES);
     outcome.concealed = delta("audio", "concealed_samples", start, end) / total;
-    outcome.from_data = 1.0 - outcome.concealed;
+    outcome.played = 1.0 - outcome.concealed;
     outcome.from_fec = None;
     outcome.keyframes_asked = delta("video", "pli_count", start, i64::MAX) as u64;
     outcome.path_dropped = path_dropped;
@@ -375,7 +366,7 @@ pub fn print(rows: &[(Profile, Outcome, Outcome)]) {
             println!(
                 "| {} | {client} | {:.1}{fec} | {:.1} | {:.0} | {:.0} | {}p | {back} | {} | {} |",
                 profile.name,
-                (o.from_data + o.from_fec.unwrap_or(0.0)) * 100.0,
+                o.played * 100.0,
                 o.concealed * 100.0,
                 o.video_shown * 100.0,
                 o.longest_freeze_ms,

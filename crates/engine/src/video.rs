@@ -188,10 +188,10 @@ const FRAMES_QUEUED: usize = 8;
 
 /// Reads a remote camera's RTP in a task of its own, whole frames out: the stack stamps
 /// each packet's arrival when it is read (the transport-wide feedback the server's
-/// estimator reads), so reading must not wait for decoding — packets read late and in
-/// bursts looked like a congested link, and the server dropped our video to 180p under
-/// jitter it did not for libwebrtc (fault bench). A frame the decoder cannot take in
-/// time is dropped and counted as a loss (the decoder then asks for a keyframe).
+/// estimator reads), so reading must not wait behind a 10–20 ms decode. (Whether late
+/// stamps are why the server lowers our video under jitter more than libwebrtc's is not
+/// settled: the fault bench's jitter row did not clearly change with this.) A frame the
+/// decoder cannot take in time is dropped and counted as a loss (a keyframe is asked).
 fn read_frames(
     mut frames: estrade_rtc::RemoteVideoFrames,
 ) -> tokio::sync::mpsc::Receiver<(bytes::Bytes, u16)> {

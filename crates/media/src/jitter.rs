@@ -56,6 +56,26 @@ pub struct JitterStats {
     pub trimmed: u64,
 }
 
+impl JitterStats {
+    /// What happened between `earlier` (a snapshot of the same buffer) and these.
+    pub fn since(&self, earlier: &Self) -> Self {
+        Self {
+            received: self.received.saturating_sub(earlier.received),
+            played: self.played.saturating_sub(earlier.played),
+            recovered: self.recovered.saturating_sub(earlier.recovered),
+            concealed: self.concealed.saturating_sub(earlier.concealed),
+            discarded: self.discarded.saturating_sub(earlier.discarded),
+            trimmed: self.trimmed.saturating_sub(earlier.trimmed),
+        }
+    }
+
+    /// The share of the frames played that came from data or FEC, not concealment.
+    pub fn played_share(&self) -> f64 {
+        let heard = self.played + self.recovered;
+        heard as f64 / (heard + self.concealed).max(1) as f64
+    }
+}
+
 #[derive(Clone)]
 struct Slot {
     seq: u16,

@@ -302,3 +302,30 @@ fn isolated_losses_play_from_fec_without_concealing_once_the_first_was_seen() {
     assert!(stats.concealed <= 2, "{stats:?}");
     assert_eq!(jb.target_delay(), MIN_TARGET + FRAME, "one frame for FEC");
 }
+
+#[test]
+fn counters_over_a_window_and_the_share_played() {
+    let earlier = JitterStats {
+        played: 10,
+        recovered: 1,
+        concealed: 1,
+        ..JitterStats::default()
+    };
+    let later = JitterStats {
+        played: 80,
+        recovered: 11,
+        concealed: 11,
+        ..JitterStats::default()
+    };
+    let window = later.since(&earlier);
+    assert_eq!(
+        (window.played, window.recovered, window.concealed),
+        (70, 10, 10)
+    );
+    assert!(
+        (window.played_share() - 80.0 / 90.0).abs() < 1e-9,
+        "data and FEC, of all"
+    );
+    assert_eq!(earlier.since(&later).played, 0, "never below zero");
+    assert_eq!(JitterStats::default().played_share(), 0.0);
+}
