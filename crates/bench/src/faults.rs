@@ -195,10 +195,24 @@ async fn ours(
     let from = ParticipantIdentity(trainer.identity.0.clone());
     let before = heard.heard_from(&from).playout.jitter;
     let keyframes_before = seen.seen_from(&from).keyframes_requested;
-    let (start, end, path_dropped) = fault(relay, link).await;
+    // The trainer's uplink estimate each second of the fault (and just before it).
+    let sampled = async {
+        let mut kbps = vec![a.uplink_estimate_kbps()];
+        for _ in 0..FAULT.as_secs() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            kbps.push(a.uplink_estimate_kbps());
+        }
+        kbps
+    };
+    let ((start, end, path_dropped), estimates) = tokio::join!(fault(relay, link), sampled);
     let during = heard.heard_from(&from).playout.jitter;
     tokio::time::sleep(AFTER).await;
     let video = seen.seen_from(&from);
+    eprintln!(
+        "    Estrade's uplink estimate (video, kbit/s), each second of the fault: {estimates:?}; {} s after: {}",
+        AFTER.as_secs(),
+        a.uplink_estimate_kbps()
+    );
     b.leave().await;
     a.leave().await;
     let audio = during.since(&before);

@@ -58,7 +58,7 @@ struct Rejections {
 pub(crate) enum Command {
     Publish {
         what: Publishing,
-        reply: oneshot::Sender<Result<(LocalTrack, watch::Receiver<bool>), CommandError>>,
+        reply: oneshot::Sender<Result<(LocalTrack, PumpControl), CommandError>>,
     },
     Unpublish {
         source: TrackSource,
@@ -146,6 +146,10 @@ pub(crate) struct Driver {
     tracks_of: std::collections::HashMap<ParticipantSid, usize>,
     /// Tracks that arrived before their participant was in the roster.
     unclaimed: Vec<(ParticipantSid, RemoteTrack)>,
+    /// How fast our cameras may send (`uplink.rs`).
+    uplink: estrade_media::UplinkRate,
+    /// Its target, for `Room::uplink_estimate_kbps`.
+    uplink_kbps: Arc<std::sync::atomic::AtomicU32>,
 }
 
 /// What to publish.
@@ -158,6 +162,14 @@ pub(crate) enum Publishing {
     },
 }
 
+/// What the room's task tells a media pump while it runs.
+pub(crate) struct PumpControl {
+    /// Off: muted (by us or the server). Dropped: unpublished, the pump ends.
+    pub enabled: watch::Receiver<bool>,
+    /// Cameras only (a microphone's is never changed): rate and layers.
+    pub policy: watch::Receiver<video::VideoPolicy>,
+}
+
 pub(crate) struct Publication {
     pub source: TrackSource,
     pub cid: String,
@@ -167,6 +179,8 @@ pub(crate) struct Publication {
     /// Known once the server accepted the AddTrackRequest.
     pub sid: Option<TrackSid>,
     pub enabled: watch::Sender<bool>,
+    /// Cameras: what the uplink allows them.
+    pub policy: Option<watch::Sender<video::VideoPolicy>>,
 }
 impl Driver {
     pub(crate) fn new(
@@ -175,6 +189,7 @@ impl Driver {
         events: mpsc::Sender<RoomEvent>,
         audio_output: Option<Arc<dyn AudioOutput>>,
         video_output: Option<Arc<dyn VideoOutput>>,
+        uplink_kbps: Arc<std::sync::atomic::AtomicU32>,
     ) -> Self {
         Self {
             started: joined.started,
@@ -207,6 +222,8 @@ impl Driver {
             remote_media: tokio::task::JoinSet::new(),
             tracks_of: std::collections::HashMap::new(),
             unclaimed: Vec::new(),
+            uplink: estrade_media::UplinkRate::new(uplink::MIN_VIDEO_KBPS, uplink::MIN_VIDEO_KBPS),
+            uplink_kbps,
         }
     }
 
@@ -432,6 +449,7 @@ impl Driver {
                 }
             }
             RtcEvent::TrackReceived(track) => self.track_received(track),
+            RtcEvent::UplinkReported(report) => self.uplink_reported(report),
             other => tracing::debug!(?other, "WebRTC report not used"),
         }
     }
@@ -761,4 +779,6 @@ fn new_stream_id() -> String {
 mod publish;
 #[path = "reconnect.rs"]
 mod reconnect;
+#[path = "uplink.rs"]
+mod uplink;
 use reconnect::{next_message, opened};

@@ -10,7 +10,7 @@ use estrade_session::{
 
 use tokio::sync::watch;
 
-use super::{Driver, Publication, Publishing, new_stream_id};
+use super::{Driver, Publication, Publishing, PumpControl, new_stream_id};
 use crate::events::{LocalTrackEndReason, RoomEvent};
 use crate::room::CommandError;
 
@@ -18,7 +18,7 @@ impl Driver {
     pub(super) async fn publish(
         &mut self,
         what: Publishing,
-    ) -> Result<(LocalTrack, watch::Receiver<bool>), CommandError> {
+    ) -> Result<(LocalTrack, PumpControl), CommandError> {
         let (source, kind, name, width, height, video) = match what {
             Publishing::Microphone => (
                 TrackSource::Microphone,
@@ -78,6 +78,7 @@ impl Driver {
         }
         self.session.renegotiate_publisher();
         let (enabled, enabled_rx) = watch::channel(true);
+        let (policy, mut policy_rx) = watch::channel(self.new_video_policy());
         self.published.push(Publication {
             source,
             cid,
@@ -85,8 +86,18 @@ impl Driver {
             track: track.clone(),
             sid: None,
             enabled,
+            policy: video.is_some().then_some(policy),
         });
-        Ok((track, enabled_rx))
+        if video.is_some() {
+            self.uplink_ceiling_changed();
+            // The pump applies the current share from its first frame.
+            policy_rx.mark_changed();
+        }
+        let control = PumpControl {
+            enabled: enabled_rx,
+            policy: policy_rx,
+        };
+        Ok((track, control))
     }
 
     /// Takes the track off the publisher PC and renegotiates: the server ends it when its
@@ -99,6 +110,7 @@ impl Driver {
             .position(|p| p.source == source)
             .ok_or(CommandError::NotPublished)?;
         let publication = self.published.remove(at);
+        self.uplink_ceiling_changed();
         self.pcs
             .remove_track(&publication.track)
             .await
@@ -170,6 +182,10 @@ impl Driver {
                         .await,
                 )
             }
+            SessionEvent::LayersWanted { track, wanted } => {
+                self.layers_wanted(track, wanted);
+                None
+            }
             SessionEvent::LocalTrackPublishFailed { cid, reason } => {
                 let at = self.published.iter().position(|p| p.cid == *cid)?;
                 let reason = LocalTrackEndReason::Refused(reason.clone());
@@ -194,6 +210,7 @@ impl Driver {
         reason: LocalTrackEndReason,
     ) -> RoomEvent {
         let publication = self.published.remove(at);
+        self.uplink_ceiling_changed();
         if let Err(e) = self.pcs.remove_track(&publication.track).await {
             // The m-line stays; the server has ended the track anyway.
             tracing::warn!(error = %e, "could not take an ended track off the connection");

@@ -106,6 +106,8 @@ pub struct Room {
     media: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
     /// The tracks we published last, per source: their counters, for [`Room::frames_sent`].
     sent: Arc<std::sync::Mutex<Vec<(TrackSource, estrade_rtc::LocalTrack)>>>,
+    /// The uplink estimate our cameras share, kbit/s (0 until a camera is published).
+    uplink_kbps: Arc<std::sync::atomic::AtomicU32>,
 }
 
 /// Joins the room `options` points at.
@@ -161,6 +163,7 @@ pub async fn join(options: JoinOptions) -> Result<(Room, RoomEvents), JoinError>
 
     let (events_tx, events) = mpsc::channel(EVENT_CAPACITY);
     let (commands, commands_rx) = mpsc::channel(COMMAND_CAPACITY);
+    let uplink_kbps = Arc::default();
     let driver = Driver::new(
         Joined {
             started,
@@ -176,6 +179,7 @@ pub async fn join(options: JoinOptions) -> Result<(Room, RoomEvents), JoinError>
         events_tx,
         options.audio_output.clone(),
         options.video_output.clone(),
+        Arc::clone(&uplink_kbps),
     );
     tokio::spawn(driver.run());
     let media = Arc::default();
@@ -185,6 +189,7 @@ pub async fn join(options: JoinOptions) -> Result<(Room, RoomEvents), JoinError>
             commands,
             media,
             sent,
+            uplink_kbps,
         },
         events,
     ))
@@ -207,9 +212,10 @@ impl Room {
     /// that may not publish a microphone gets [`PublishError::NotAllowed`] and nothing is
     /// sent. The track's sid arrives as `LocalTrackPublished`.
     pub async fn publish_microphone(&self, source: impl AudioSource) -> Result<(), CommandError> {
-        let (track, enabled) = self.publish(Publishing::Microphone).await?;
+        let (track, control) = self.publish(Publishing::Microphone).await?;
         let notices = self.commands.clone();
         self.track_media(tokio::spawn(async move {
+            let enabled = control.enabled;
             let end = audio::pump_microphone(source, track.clone(), enabled, notices.clone()).await;
             pump_ended(&notices, TrackSource::Microphone, track, end).await;
         }));
@@ -225,7 +231,7 @@ impl Room {
         settings: CameraSettings,
     ) -> Result<(), CommandError> {
         let layers = settings.layers();
-        let (track, enabled) = self
+        let (track, control) = self
             .publish(Publishing::Camera {
                 codec: settings.codec,
                 layers: layers.clone(),
@@ -233,7 +239,9 @@ impl Room {
             .await?;
         let notices = self.commands.clone();
         self.track_media(tokio::spawn(async move {
-            let end = video::pump_camera(source, settings, layers, track.clone(), enabled).await;
+            let (enabled, policy) = (control.enabled, control.policy);
+            let end =
+                video::pump_camera(source, settings, layers, track.clone(), enabled, policy).await;
             pump_ended(&notices, TrackSource::Camera, track, end).await;
         }));
         Ok(())
@@ -279,6 +287,13 @@ impl Room {
         let _ = self.command(Command::Panic).await;
     }
 
+    /// How fast our cameras may send together, in kbit/s, by the estimate the server's
+    /// receiver reports feed: what a connection-quality badge or a test reads. 0 until a
+    /// camera is published.
+    pub fn uplink_estimate_kbps(&self) -> u32 {
+        self.uplink_kbps.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Encoded frames sent from the last track published for `source` (0 if none): a
     /// muted or ended track's count stands still.
     pub fn frames_sent(&self, source: TrackSource) -> u64 {
@@ -291,18 +306,18 @@ impl Room {
     async fn publish(
         &self,
         what: Publishing,
-    ) -> Result<(estrade_rtc::LocalTrack, tokio::sync::watch::Receiver<bool>), CommandError> {
+    ) -> Result<(estrade_rtc::LocalTrack, crate::driver::PumpControl), CommandError> {
         let source = match &what {
             Publishing::Microphone => TrackSource::Microphone,
             Publishing::Camera { .. } => TrackSource::Camera,
         };
         let (reply, answer) = oneshot::channel();
         self.command(Command::Publish { what, reply }).await?;
-        let (track, enabled) = answer.await.map_err(|_| CommandError::Closed)??;
+        let (track, control) = answer.await.map_err(|_| CommandError::Closed)??;
         let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
         sent.retain(|(s, _)| *s != source);
         sent.push((source, track.clone()));
-        Ok((track, enabled))
+        Ok((track, control))
     }
 
     async fn unpublish(&self, source: TrackSource) -> Result<(), CommandError> {

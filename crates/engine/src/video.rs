@@ -70,6 +70,66 @@ impl CameraSettings {
     }
 }
 
+/// What a camera may send, decided by the room's task: its share of the uplink estimate
+/// and the layers the server says someone receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VideoPolicy {
+    pub kbps: u32,
+    /// By quality: low, medium, high.
+    pub wanted: [bool; 3],
+}
+
+impl VideoPolicy {
+    pub(crate) fn all(kbps: u32) -> Self {
+        Self {
+            kbps,
+            wanted: [true; 3],
+        }
+    }
+}
+
+/// A layer below this is not worth its packets.
+const LAYER_FLOOR_KBPS: u32 = 30;
+
+/// Shares `policy.kbps` among the layers (lowest first), as browsers do under a low
+/// estimate: each wanted layer gets its nominal rate in turn from the lowest; the lowest
+/// wanted one is always sent (down to a floor: the picture goes on, blurrier); a higher
+/// one only with at least 60 % of its rate, and none above one that did not fit. `None`:
+/// not sent.
+pub(crate) fn allocate(layers: &[VideoLayer], policy: &VideoPolicy) -> Vec<Option<u32>> {
+    let mut left = policy.kbps;
+    let mut first = true;
+    let mut stopped = false;
+    layers
+        .iter()
+        .map(|layer| {
+            let wanted = policy.wanted[quality_index(layer.quality)];
+            if !wanted || stopped {
+                return None;
+            }
+            let rate = if first {
+                first = false;
+                layer.bitrate_kbps.min(left.max(LAYER_FLOOR_KBPS))
+            } else if left >= layer.bitrate_kbps * 6 / 10 {
+                layer.bitrate_kbps.min(left)
+            } else {
+                stopped = true;
+                return None;
+            };
+            left = left.saturating_sub(rate);
+            Some(rate)
+        })
+        .collect()
+}
+
+fn quality_index(quality: VideoQuality) -> usize {
+    match quality {
+        VideoQuality::Low => 0,
+        VideoQuality::Medium => 1,
+        VideoQuality::High => 2,
+    }
+}
+
 /// One layer's encoder and its reused frame. (Its output lives apart, in `packets`: an
 /// encoder is not `Sync` and must not be borrowed across the send's await.)
 struct LayerEncoder {
@@ -77,6 +137,24 @@ struct LayerEncoder {
     /// The frame at this layer's size (2×2 and unused for the full-size layer).
     scaled: I420Frame,
     need_keyframe: bool,
+    /// The rate it is set to; `None` while the layer is not sent.
+    kbps: Option<u32>,
+}
+
+impl LayerEncoder {
+    /// Follows the allocation: a layer sent again starts with a keyframe.
+    fn apply(&mut self, kbps: Option<u32>) -> Result<(), estrade_media::CodecError> {
+        if let Some(rate) = kbps {
+            if self.kbps.is_none() {
+                self.need_keyframe = true;
+            }
+            if self.kbps != Some(rate) {
+                self.encoder.set_bitrate(rate)?;
+            }
+        }
+        self.kbps = kbps;
+        Ok(())
+    }
 }
 
 pub(crate) async fn pump_camera(
@@ -85,6 +163,7 @@ pub(crate) async fn pump_camera(
     layers: Vec<VideoLayer>,
     track: LocalTrack,
     mut enabled: watch::Receiver<bool>,
+    mut policy: watch::Receiver<VideoPolicy>,
 ) -> PumpEnd {
     let mut encoders = Vec::with_capacity(layers.len());
     for layer in &layers {
@@ -104,6 +183,7 @@ pub(crate) async fn pump_camera(
                     I420Frame::new(layer.width, layer.height)
                 },
                 need_keyframe: true,
+                kbps: Some(layer.bitrate_kbps),
             }),
             Err(e) => return PumpEnd::Failed(e.to_string()),
         }
@@ -139,6 +219,14 @@ pub(crate) async fn pump_camera(
         if !*enabled.borrow() {
             continue;
         }
+        if policy.has_changed().unwrap_or(false) {
+            let rates = allocate(&layers, &policy.borrow_and_update());
+            for (layer, rate) in encoders.iter_mut().zip(rates) {
+                if let Err(e) = layer.apply(rate) {
+                    return PumpEnd::Failed(e.to_string());
+                }
+            }
+        }
         for (at, layer) in encoders.iter_mut().enumerate() {
             layer.need_keyframe |= track.take_keyframe_request(at);
         }
@@ -170,13 +258,21 @@ fn encode_layers(
     let top = encoders.len() - 1;
     let mut above = frame;
     for (at, (layer, packet)) in encoders.iter_mut().zip(packets).enumerate().rev() {
-        let key = std::mem::take(&mut layer.need_keyframe);
+        // A layer not sent is still scaled: the one below is made from it.
+        let sent = layer.kbps.is_some();
+        packet.clear();
         if at == top {
-            layer.encoder.encode(frame, key, packet)?;
+            if sent {
+                let key = std::mem::take(&mut layer.need_keyframe);
+                layer.encoder.encode(frame, key, packet)?;
+            }
             continue;
         }
         above.downscale_half_into(&mut layer.scaled);
-        layer.encoder.encode(&layer.scaled, key, packet)?;
+        if sent {
+            let key = std::mem::take(&mut layer.need_keyframe);
+            layer.encoder.encode(&layer.scaled, key, packet)?;
+        }
         let layer: &LayerEncoder = layer;
         above = &layer.scaled;
     }
@@ -305,7 +401,38 @@ pub(crate) async fn play_remote_video(
 
 #[cfg(test)]
 mod tests {
-    use super::decode_limit;
+    use super::{CameraSettings, VideoPolicy, allocate, decode_limit};
+    use estrade_media::VideoCodec;
+
+    #[test]
+    fn the_uplink_is_shared_from_the_lowest_layer_up() {
+        let layers = CameraSettings {
+            width: 1280,
+            height: 720,
+            fps: 30,
+            bitrate_kbps: 1_500,
+            codec: VideoCodec::Vp8,
+            simulcast: true,
+        }
+        .layers();
+        let rates: Vec<u32> = layers.iter().map(|l| l.bitrate_kbps).collect();
+        assert_eq!(rates, [150, 450, 1_500]);
+        let share = |kbps, wanted| allocate(&layers, &VideoPolicy { kbps, wanted });
+        let all = [true; 3];
+        assert_eq!(share(2_100, all), [Some(150), Some(450), Some(1_500)]);
+        // The top layer with 60 % of its rate or more, else not at all.
+        assert_eq!(share(1_500, all), [Some(150), Some(450), Some(900)]);
+        assert_eq!(share(1_400, all), [Some(150), Some(450), None]);
+        assert_eq!(share(450, all), [Some(150), Some(300), None]);
+        assert_eq!(share(300, all), [Some(150), None, None]);
+        // The lowest is always sent, down to a floor.
+        assert_eq!(share(100, all), [Some(100), None, None]);
+        assert_eq!(share(0, all), [Some(30), None, None]);
+        // Layers nobody receives get nothing; the lowest wanted is the one always sent.
+        assert_eq!(share(2_100, [false, true, false]), [None, Some(450), None]);
+        assert_eq!(share(100, [false, false, true]), [None, None, Some(100)]);
+        assert_eq!(share(2_100, [false; 3]), [None, None, None]);
+    }
 
     #[test]
     fn a_remote_camera_decodes_up_to_a_margin_over_its_published_size() {

@@ -10,6 +10,9 @@ use openh264::encoder::{
 };
 use openh264::formats::YUVSource;
 use openh264::{OpenH264API, Timestamp};
+use openh264_sys2::{ENCODER_OPTION_BITRATE, SBitrateInfo, SPATIAL_LAYER_0, SPATIAL_LAYER_ALL};
+use std::os::raw::c_int;
+use std::ptr::addr_of_mut;
 
 use crate::h264_sps::coded_size;
 use crate::opus_codec::CodecError;
@@ -51,6 +54,8 @@ pub(crate) struct H264Encoder {
     /// Frames given so far: their timestamps drive OpenH264's rate control.
     frames: u64,
     fps: u64,
+    /// A rate to apply: OpenH264 initialises on the first frame and refuses options before.
+    pending_kbps: Option<u32>,
 }
 
 impl H264Encoder {
@@ -77,10 +82,40 @@ impl H264Encoder {
             height,
             frames: 0,
             fps: u64::from(fps.max(1)),
+            pending_kbps: None,
         })
     }
 
     /// Encodes one frame into `out` (cleared first) as Annex B; returns whether it is a
+    /// The rate from the next frame on (the uplink estimate changed).
+    pub fn set_bitrate(&mut self, kbps: u32) {
+        self.pending_kbps = Some(kbps);
+    }
+
+    fn apply_bitrate(&mut self) -> Result<(), CodecError> {
+        let Some(kbps) = self.pending_kbps.take() else {
+            return Ok(());
+        };
+        let bps = c_int::try_from(u64::from(kbps) * 1000).unwrap_or(c_int::MAX);
+        for layer in [SPATIAL_LAYER_ALL, SPATIAL_LAYER_0] {
+            let mut info = SBitrateInfo {
+                iLayer: layer,
+                iBitrate: bps,
+            };
+            // SAFETY: the encoder is initialised (a frame went through it); OpenH264
+            // reads the struct during the call only.
+            let rc = unsafe {
+                self.inner
+                    .raw_api()
+                    .set_option(ENCODER_OPTION_BITRATE, addr_of_mut!(info).cast())
+            };
+            if rc != 0 {
+                return Err(CodecError::Setup(format!("OpenH264 bitrate: error {rc}")));
+            }
+        }
+        Ok(())
+    }
+
     /// keyframe (IDR). An empty `out` means the encoder produced nothing for this frame.
     pub fn encode(
         &mut self,
@@ -104,6 +139,7 @@ impl H264Encoder {
         if !matches!(encoded.frame_type(), FrameType::Skip | FrameType::Invalid) {
             encoded.write_vec(out);
         }
+        self.apply_bitrate()?;
         Ok(key)
     }
 }

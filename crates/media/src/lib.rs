@@ -17,6 +17,7 @@ pub mod processing;
 pub mod resample;
 pub mod synthetic;
 pub mod synthetic_video;
+pub mod uplink;
 pub mod video;
 mod video_codec;
 mod vp8;
@@ -33,6 +34,7 @@ pub use processing::{
     SonoraProcessor,
 };
 pub use resample::{MonoResampler, ResamplerError};
+pub use uplink::{RateChange, UplinkRate, UplinkReport};
 pub use video::{I420Frame, VideoSink, VideoSource};
 pub use video_codec::{
     MAX_DECODE_HEIGHT, MAX_DECODE_WIDTH, VideoCodec, VideoDecoder, VideoEncoder,

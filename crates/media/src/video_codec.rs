@@ -128,6 +128,17 @@ impl VideoEncoder {
         Ok(Self(encoder))
     }
 
+    /// The rate from the next frame on, in kbit/s (the uplink estimate changed).
+    pub fn set_bitrate(&mut self, kbps: u32) -> Result<(), CodecError> {
+        match &mut self.0 {
+            Encoder::Vp8(e) => e.set_bitrate(kbps),
+            Encoder::H264(e) => {
+                e.set_bitrate(kbps);
+                Ok(())
+            }
+        }
+    }
+
     /// Encodes one frame into `out` (cleared first); returns whether it is a keyframe.
     /// An empty `out` means the encoder produced nothing for this frame.
     pub fn encode(
@@ -378,6 +389,47 @@ mod tests {
 
     /// Each codec at 720p, 360p and 180p: every frame decodes at the right size, the stamps
     /// survive, keyframes come exactly when asked. Prints per-frame costs (one thread).
+    #[test]
+    fn a_lower_rate_set_mid_stream_is_held_by_both_codecs() {
+        // A patch of noise changing every frame: more than either rate holds, so the
+        // encoder's rate is what is measured, not the picture's.
+        let mut seed = 0x9e37_79b9_u32;
+        let mut noise = |frame: &mut I420Frame| {
+            let width = frame.width() as usize;
+            for row in frame.y_mut().chunks_mut(width).take(48) {
+                for px in &mut row[..64] {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    *px = (seed >> 24) as u8;
+                }
+            }
+        };
+        for codec in [VideoCodec::Vp8, VideoCodec::H264] {
+            let (w, h) = (640, 360);
+            let mut enc = VideoEncoder::new(codec, w, h, 30, 1_200).unwrap();
+            let (mut frame, mut packet) = (I420Frame::new(w, h), Vec::new());
+            // kbit/s over each 2 s (60 frames at 30 fps), after a first second to settle.
+            let mut second = |enc: &mut VideoEncoder, from: u32| {
+                let mut bytes = 0;
+                for n in from..from + 60 {
+                    noise(&mut frame);
+                    enc.encode(&frame, n == 0, &mut packet).unwrap();
+                    bytes += packet.len();
+                }
+                bytes * 8 / 2 / 1000
+            };
+            second(&mut enc, 0);
+            let high = second(&mut enc, 60);
+            enc.set_bitrate(300).unwrap();
+            second(&mut enc, 120);
+            let low = second(&mut enc, 180);
+            eprintln!("{codec:?}: {high} kb/s at 1200, {low} kb/s at 300");
+            assert!(low * 2 < high, "{codec:?}: {high} → {low} kb/s");
+            assert!(low <= 300 * 13 / 10, "{codec:?}: {low} kb/s for 300");
+        }
+    }
+
     #[test]
     fn stamps_survive_both_codecs_and_keyframes_come_on_request() {
         for codec in [VideoCodec::Vp8, VideoCodec::H264] {

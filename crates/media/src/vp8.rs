@@ -22,6 +22,8 @@ fn check(what: &str, err: vpx::vpx_codec_err_t) -> Result<(), CodecError> {
 
 pub(crate) struct Vp8Encoder {
     ctx: Box<vpx::vpx_codec_ctx_t>,
+    /// Kept to change the rate: libvpx takes a whole configuration (half a kilobyte).
+    cfg: Box<vpx::vpx_codec_enc_cfg_t>,
     width: u32,
     height: u32,
     pts: i64,
@@ -76,6 +78,7 @@ impl Vp8Encoder {
             )?;
             let encoder = Self {
                 ctx,
+                cfg: Box::new(cfg),
                 width,
                 height,
                 pts: 0,
@@ -90,6 +93,21 @@ impl Vp8Encoder {
                 ),
             )?;
             Ok(encoder)
+        }
+    }
+
+    /// The rate from the next frame on (the uplink estimate changed).
+    pub fn set_bitrate(&mut self, kbps: u32) -> Result<(), CodecError> {
+        if self.cfg.rc_target_bitrate == kbps {
+            return Ok(());
+        }
+        self.cfg.rc_target_bitrate = kbps;
+        // SAFETY: the context was initialised in `new`; libvpx copies the configuration.
+        unsafe {
+            check(
+                "bitrate",
+                vpx::vpx_codec_enc_config_set(&mut *self.ctx, &*self.cfg),
+            )
         }
     }
 

@@ -7,13 +7,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use estrade_media::VideoCodec;
+use estrade_media::{UplinkReport, VideoCodec};
 use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::media::Sample;
 use webrtc::media::io::sample_builder::SampleBuilder;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::rtcp::receiver_report::ReceiverReport;
 use webrtc::rtp::codecs::h264::H264Packet;
 use webrtc::rtp::codecs::vp8::Vp8Packet;
 use webrtc::rtp_transceiver::RTCPFeedback;
@@ -379,10 +380,18 @@ impl PeerConnections {
                 .map_err(setup)?;
         }
         // RTCP from the server must be read for the interceptors (NACK, reports) to work;
-        // keyframe requests are noted for the encoder. The tasks end with the sender.
+        // keyframe requests are noted for the encoder, and the receiver reports of video
+        // layers go to the uplink estimate. The tasks end with the sender.
+        let video = layers[0].kind() == RTPCodecType::Video;
+        let encodings = sender.get_parameters().await.encodings;
         for (at, layer) in layers.iter().enumerate() {
             let (rtcp, wanted) = (Arc::clone(&sender), Arc::clone(keyframe_wanted));
             let rid = layer.rid().map(str::to_owned);
+            let ssrc = encodings
+                .iter()
+                .find(|e| rid.as_deref().unwrap_or_default() == e.rid.as_str())
+                .map(|e| e.ssrc);
+            let events = video.then(|| self.events.clone());
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 1500];
                 loop {
@@ -398,6 +407,9 @@ impl PeerConnections {
                     if asks_keyframe {
                         wanted[at].store(true, Ordering::Relaxed);
                     }
+                    if let Some(events) = &events {
+                        report_uplink(&packets, ssrc, events);
+                    }
                 }
             });
         }
@@ -411,6 +423,55 @@ impl PeerConnections {
             .await
             .map_err(|e| RtcError::Setup(e.to_string()))
     }
+}
+
+/// Hands the report blocks about this layer (`ssrc`; any, if it is not known) to the
+/// uplink estimate. About one a second per layer: a full event queue loses a sample of an
+/// estimate, nothing else, so it is not waited for.
+fn report_uplink(
+    packets: &[Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>],
+    ssrc: Option<u32>,
+    events: &tokio::sync::mpsc::Sender<crate::RtcEvent>,
+) {
+    let now = ntp_middle(std::time::SystemTime::now());
+    for packet in packets {
+        let Some(rr) = packet.as_any().downcast_ref::<ReceiverReport>() else {
+            continue;
+        };
+        for block in rr
+            .reports
+            .iter()
+            .filter(|b| ssrc.is_none_or(|s| s == b.ssrc))
+        {
+            let report = UplinkReport {
+                fraction_lost: block.fraction_lost,
+                rtt: report_rtt(now, block.last_sender_report, block.delay),
+            };
+            let _ = events.try_send(crate::RtcEvent::UplinkReported(report));
+        }
+    }
+}
+
+/// The middle 32 bits of the NTP time (16.16 seconds), as sender reports carry it.
+fn ntp_middle(now: std::time::SystemTime) -> u32 {
+    const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+    let since = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = since.as_secs().wrapping_add(NTP_UNIX_OFFSET);
+    let fraction = (u64::from(since.subsec_nanos()) << 16) / 1_000_000_000;
+    ((seconds << 16) | fraction) as u32
+}
+
+/// The round trip a report block shows (RFC 3550 §6.4.1): now, less the time of our
+/// sender report it echoes (LSR), less how long the server held it (DLSR). None when it
+/// echoes none, or for a negative result (a forged value, a clock step).
+fn report_rtt(now: u32, lsr: u32, dlsr: u32) -> Option<Duration> {
+    if lsr == 0 {
+        return None;
+    }
+    let rtt = now.wrapping_sub(lsr).wrapping_sub(dlsr);
+    (rtt < u32::MAX / 2).then(|| Duration::from_micros(u64::from(rtt) * 1_000_000 / 65_536))
 }
 
 /// Whole encoded video frames of a remote track, in order; a frame whose packets were lost
@@ -473,4 +534,33 @@ fn video_feedback() -> Vec<RTCPFeedback> {
         parameter: parameter.to_owned(),
     })
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::{ntp_middle, report_rtt};
+
+    #[test]
+    fn round_trips_are_read_from_report_blocks_and_forged_ones_refused() {
+        let sent = SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_000_000);
+        let lsr = ntp_middle(sent);
+        // The server held our report 250 ms; we read its answer 330 ms after sending.
+        let dlsr = 65_536 / 4;
+        let now = ntp_middle(sent + Duration::from_millis(330));
+        let rtt = report_rtt(now, lsr, dlsr).unwrap();
+        assert!(
+            rtt.abs_diff(Duration::from_millis(80)) < Duration::from_millis(1),
+            "{rtt:?}"
+        );
+        // No sender report echoed; a delay longer than the time since: nothing.
+        assert_eq!(report_rtt(now, 0, 0), None);
+        assert_eq!(report_rtt(now, lsr, 65_536), None);
+        // Across the 16-bit seconds wrap of the middle 32 bits.
+        assert_eq!(
+            report_rtt(10, u32::MAX - 65_536 / 10, 0).map(|r| r.as_millis()),
+            Some(100)
+        );
+    }
 }

@@ -55,6 +55,9 @@ pub enum RtcEvent {
     /// The server started sending a track on the subscriber PC (webrtc-rs reports it with
     /// its first RTP packet).
     TrackReceived(RemoteTrack),
+    /// The server reported on one of our video layers (about once a second each): for the
+    /// uplink estimate, [`estrade_media::UplinkRate`].
+    UplinkReported(estrade_media::UplinkReport),
 }
 
 /// The PeerConnections' descriptions and our data channels, for a resume's `SyncState`.
@@ -113,6 +116,8 @@ pub struct PeerConnections {
     subscriber: Arc<RTCPeerConnection>,
     reliable: Arc<RTCDataChannel>,
     _lossy: Arc<RTCDataChannel>,
+    /// For the tasks reading our senders' RTCP.
+    pub(crate) events: mpsc::Sender<RtcEvent>,
 }
 
 /// webrtc-rs's default interceptors (NACK both ways, RTCP reports, TWCC feedback for the
@@ -252,6 +257,7 @@ impl PeerConnections {
             subscriber,
             reliable,
             _lossy: lossy,
+            events,
         })
     }
 

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use crate::chat::ChatMessage;
 use crate::ids::{ParticipantIdentity, ParticipantSid, TrackSid};
-use crate::model::{ConnectionQuality, Participant, Room, TrackPublication};
+use crate::model::{ConnectionQuality, Participant, Room, TrackPublication, VideoQuality};
 use crate::reconnect::ReconnectKind;
 
 /// What happened in the session, in the order it happened.
@@ -53,6 +53,14 @@ pub enum SessionEvent {
         participant: ParticipantSid,
         track: TrackSid,
         paused: bool,
+    },
+    /// The server said which simulcast layers of one of our video tracks are received by
+    /// someone (LiveKit's dynacast): the others need not be encoded nor sent. Empty: nobody
+    /// watches. Fires on each such message about a track of ours; until the first, send
+    /// every layer.
+    LayersWanted {
+        track: TrackSid,
+        wanted: Vec<VideoQuality>,
     },
     /// Our AddTrackRequest `cid` is now a publication with a server sid.
     LocalTrackPublished {

@@ -298,6 +298,16 @@ impl Session {
                 }
             }
             Inbound::StreamStates(states) => self.handle_stream_states(states),
+            Inbound::SubscribedQualities { track, wanted } => {
+                let ours = self
+                    .local
+                    .as_ref()
+                    .is_some_and(|l| l.tracks.iter().any(|t| t.sid == track));
+                if ours {
+                    self.events
+                        .push_back(SessionEvent::LayersWanted { track, wanted });
+                }
+            }
             Inbound::LegacyPong | Inbound::Ignored(_) => {}
             Inbound::Mute { track, muted } => self.handle_server_mute(track, muted),
             Inbound::Offer(d) => self.rtc.push_back(RtcCommand::ApplySubscriberOffer {

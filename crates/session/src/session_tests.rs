@@ -1109,3 +1109,49 @@ fn a_paused_stream_is_told_once_and_its_resume_too_for_known_tracks_only() {
     assert_eq!(told, [("PA_a".into(), "TR_cam".into(), false)]);
     assert!(s.paused_streams.is_empty());
 }
+
+#[test]
+fn the_layers_someone_receives_are_told_for_our_tracks_only() {
+    let (mut s, t0) = joined(vec![]);
+    s.publish_track(mic("mic-1")).unwrap();
+    let published = fake::frame(lk::signal_response::Message::TrackPublished(
+        lk::TrackPublishedResponse {
+            cid: "mic-1".into(),
+            track: Some(fake::track("TR_m1", lk::TrackType::Audio, false)),
+        },
+    ));
+    s.handle_frame(t0, &published).unwrap();
+    events(&mut s);
+    let update = |track: &str| {
+        let q = |quality: lk::VideoQuality, enabled| lk::SubscribedQuality {
+            quality: quality as i32,
+            enabled,
+        };
+        fake::frame(lk::signal_response::Message::SubscribedQualityUpdate(
+            lk::SubscribedQualityUpdate {
+                track_sid: track.into(),
+                subscribed_codecs: vec![lk::SubscribedCodec {
+                    codec: "vp8".into(),
+                    qualities: vec![
+                        q(lk::VideoQuality::High, true),
+                        q(lk::VideoQuality::Medium, false),
+                        q(lk::VideoQuality::Off, true),
+                        q(lk::VideoQuality::Low, true),
+                        q(lk::VideoQuality::Low, true),
+                    ],
+                }],
+                ..Default::default()
+            },
+        ))
+    };
+    s.handle_frame(t0, &update("TR_m1")).unwrap();
+    assert_eq!(
+        events(&mut s),
+        [SessionEvent::LayersWanted {
+            track: crate::TrackSid("TR_m1".into()),
+            wanted: vec![crate::VideoQuality::Low, crate::VideoQuality::High],
+        }]
+    );
+    s.handle_frame(t0, &update("TR_someone_else")).unwrap();
+    assert!(events(&mut s).is_empty());
+}

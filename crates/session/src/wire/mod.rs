@@ -89,6 +89,11 @@ pub(crate) enum Inbound {
     /// The server pauses or resumes forwarding these tracks to us: (participant, track,
     /// paused).
     StreamStates(Vec<(ParticipantSid, TrackSid, bool)>),
+    /// Dynacast: the layers of one of our video tracks someone receives (enabled ones).
+    SubscribedQualities {
+        track: TrackSid,
+        wanted: Vec<VideoQuality>,
+    },
     /// Known, valid, not used by this version.
     Ignored(&'static str),
 }
@@ -223,7 +228,32 @@ pub(crate) fn decode(frame: &[u8]) -> Result<Inbound, FrameError> {
                 })
                 .collect(),
         ),
-        M::SubscribedQualityUpdate(_) => Inbound::Ignored("subscribed_quality_update"),
+        M::SubscribedQualityUpdate(u) => {
+            // Per codec; we publish one. Old servers fill only the deprecated list.
+            #[allow(deprecated)]
+            let listed = match u.subscribed_codecs.into_iter().next() {
+                Some(codec) => codec.qualities,
+                None => u.subscribed_qualities,
+            };
+            let mut wanted = Vec::new();
+            for q in listed.iter().filter(|q| q.enabled) {
+                let quality = match lk::VideoQuality::try_from(q.quality) {
+                    Ok(lk::VideoQuality::Low) => VideoQuality::Low,
+                    Ok(lk::VideoQuality::Medium) => VideoQuality::Medium,
+                    Ok(lk::VideoQuality::High) => VideoQuality::High,
+                    // OFF or unknown: nothing to send for it.
+                    _ => continue,
+                };
+                if !wanted.contains(&quality) {
+                    wanted.push(quality);
+                }
+            }
+            wanted.sort();
+            Inbound::SubscribedQualities {
+                track: TrackSid(u.track_sid),
+                wanted,
+            }
+        }
         M::SubscriptionPermissionUpdate(_) => Inbound::Ignored("subscription_permission_update"),
         M::SubscriptionResponse(_) => Inbound::Ignored("subscription_response"),
         M::RequestResponse(_) => Inbound::Ignored("request_response"),
