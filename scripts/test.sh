@@ -53,7 +53,7 @@ if [ -z "${DISPLAY:-}" ] || [ -n "${CI:-}" ]; then
   kill -0 "$XVFB_PID" 2>/dev/null || die "Xvfb did not start on $DISPLAY"
 fi
 
-step "cargo test (unit, devserver API, backend client, keychain, LiveKit join, session signalling, engine: WebRTC chat, audio, renegotiation, reconnection, network cuts and faults (nftables, crates/netfault), Python SDK interop, devices on PulseAudio, CLI incl. a student on a 150 kbit/s link, desktop end-to-end)"
+step "cargo test (unit, devserver API, backend client, keychain, LiveKit join, session signalling, engine: WebRTC chat, audio, renegotiation, reconnection, network cuts and faults (nftables, crates/netfault), a capped uplink, Python SDK interop, devices on PulseAudio, CLI incl. a student on a 150 kbit/s link, desktop end-to-end)"
 "$ESTRADE_ROOT/scripts/keyring-session.sh" \
   cargo test --workspace --locked -- --include-ignored
 

@@ -260,3 +260,69 @@ async fn a_simulcast_camera_is_forwarded_at_the_layer_the_tile_asks_for() {
     }
     devserver.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs livekit-server: scripts/test.sh starts it"]
+async fn layers_nobody_receives_are_not_encoded() {
+    let _turn = common::one_at_a_time().await;
+    let (devserver, backend) = devserver(Config::default()).await;
+    let (claire, mut claire_events, _, _) = join_as(&backend, seed::DEMO_TRAINER_EMAIL).await;
+    let (karim, _karim_events, _, _) = join_as(&backend, "karim.benali@estrade.example").await;
+    claire
+        .publish_camera(
+            TestPattern::new(1280, 720, 30),
+            CameraSettings {
+                width: 1280,
+                height: 720,
+                bitrate_kbps: 1_200,
+                simulcast: true,
+                ..CAMERA
+            },
+        )
+        .await
+        .unwrap();
+    let track = common::own_track_published(&mut claire_events, "Claire's camera published").await;
+    // Frames Claire sends a second, all layers together.
+    let rate = || {
+        let claire = &claire;
+        async move {
+            let before = claire.frames_sent(TrackSource::Camera);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            (claire.frames_sent(TrackSource::Camera) - before) / 2
+        }
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let all = rate().await;
+    // Karim, the only viewer, shows her in a small tile: the server tells Claire (dynacast,
+    // after its 5 s debounce of downgrades) that only the quarter layer is received.
+    let small = TrackSettings {
+        enabled: true,
+        width: 320,
+        height: 180,
+    };
+    karim
+        .set_track_settings(track.clone(), small)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let one = rate().await;
+    let large = TrackSettings {
+        width: 1280,
+        height: 720,
+        ..small
+    };
+    karim.set_track_settings(track, large).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let back = rate().await;
+    eprintln!("frames sent a second: all layers {all}, small tile {one}, large again {back}");
+    assert!(all >= 60, "three layers at up to 30 fps: {all}");
+    assert!(one * 2 <= all, "one layer, not three: {one} of {all}");
+    assert!(
+        back * 10 >= all * 8,
+        "the layers come back: {back} of {all}"
+    );
+    for room in [&claire, &karim] {
+        room.leave().await;
+    }
+    devserver.shutdown().await;
+}
