@@ -13,10 +13,10 @@
 //!
 //! The shortest round trip may itself have been measured through a full queue (the link
 //! was flooded from the first report). So loss without queueing is tested once: the rate
-//! is lowered to what got through (by a fifth to a half), and if the round trip then
-//! falls, or the loss grows past 30 %, the queue was ours (the new shortest round trip
-//! shows it from then on); if neither within two seconds, the loss is the link's and the
-//! rate comes back, not to be tested again for 30 s.
+//! is lowered to what got through (by a fifth to a half). If the round trip then falls,
+//! the loss grows past 30 %, or it halves at the lower rate, it was congestion (the new
+//! shortest round trip shows it from then on); if none of these within 2.5 s, the
+//! loss is the link's and the rate comes back, not to be tested again for 30 s.
 //!
 //! After a decrease the rate climbs back by 8 % a second, or 2 % a second near the rate
 //! that was too much less than 30 s ago: a capped link is then probed gently, a loss
@@ -43,7 +43,10 @@ const CONGESTION_MEMORY: Duration = Duration::from_secs(30);
 const FAST_GROWTH: f64 = 0.08;
 const SLOW_GROWTH: f64 = 0.02;
 /// How long a test of loss without queueing waits for the round trip to fall.
-const PROBE_TIME: Duration = Duration::from_secs(2);
+const PROBE_TIME: Duration = Duration::from_millis(2_500);
+/// A report covers the second before it: during a test, the loss of reports this soon
+/// after its start was the rate before's.
+const REPORT_SPAN: Duration = Duration::from_millis(1_200);
 /// Loss found to be the link's is not tested again before this.
 const PROBE_MEMORY: Duration = Duration::from_secs(30);
 /// A round trip beyond this is not one (a forged or broken report).
@@ -83,6 +86,9 @@ pub struct UplinkRate {
 struct Probe {
     before_kbps: u32,
     rtt_before: Duration,
+    /// The loss that started it, and the most seen since.
+    loss_before: f64,
+    loss_since: f64,
     at: Instant,
 }
 
@@ -150,6 +156,11 @@ impl UplinkRate {
             self.congested = None;
         }
 
+        if let Some(probe) = &mut self.probe
+            && now.saturating_duration_since(probe.at) >= REPORT_SPAN
+        {
+            probe.loss_since = probe.loss_since.max(loss);
+        }
         if let Some(probe) = self.probe {
             let drained = report
                 .rtt
@@ -161,6 +172,12 @@ impl UplinkRate {
                 self.congested = Some((probe.before_kbps, probe.at));
             } else if now.saturating_duration_since(probe.at) >= PROBE_TIME {
                 self.probe = None;
+                if probe.loss_since < probe.loss_before / 2.0 {
+                    // Less sent, less lost: congestion, seen before the queue showed it.
+                    self.congested = Some((probe.before_kbps, probe.at));
+                    return RateChange::Unchanged;
+                }
+                // As much lost at a lower rate: the link's loss. Back to the rate before.
                 self.last_probe = Some(now);
                 self.target_kbps = self.target_kbps.max(probe.before_kbps);
                 return RateChange::Increased;
@@ -207,6 +224,8 @@ impl UplinkRate {
             self.probe = Some(Probe {
                 before_kbps: before,
                 rtt_before,
+                loss_before: loss,
+                loss_since: 0.0,
                 at: now,
             });
             return RateChange::Decreased;
