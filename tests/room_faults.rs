@@ -15,7 +15,7 @@ use estrade_engine::synthetic_video::TestPattern;
 use estrade_engine::{
     CameraSettings, FrameRecorder, PulseRecorder, RoomEvent, SessionEvent, VideoCodec,
 };
-use estrade_netfault::{Class, FaultRelay, Impairment, Link};
+use estrade_netfault::{Class, Impairment, Link};
 
 const FAULT: Duration = Duration::from_secs(10);
 
@@ -35,11 +35,7 @@ struct Got {
 
 async fn under(link: Link, port: u16) -> Got {
     let livekit = OwnLivekit::start(port);
-    let relay = FaultRelay::start(
-        std::net::SocketAddr::from(([127, 0, 0, 1], port + 2)),
-        port + 1,
-    )
-    .expect("the fault relay (nftables)");
+    let relay = livekit.fault_relay();
     let (_devserver, backend) = devserver_on(Config::default(), &livekit.url()).await;
     let (heard, seen) = (PulseRecorder::default(), FrameRecorder::default());
     let (trainer, _trainer_events, max) =

@@ -13,7 +13,7 @@ use estrade_devserver::{Config, seed};
 use estrade_engine::synthetic::ToneBursts;
 use estrade_engine::synthetic_video::TestPattern;
 use estrade_engine::{CameraSettings, FrameRecorder, PulseRecorder, VideoCodec};
-use estrade_netfault::{Class, FaultRelay, Impairment, Link};
+use estrade_netfault::{Class, Impairment, Link};
 
 const CAP_KBPS: u32 = 500;
 /// Given to the estimate to find the cap, then measured over the same again.
@@ -26,11 +26,7 @@ async fn a_capped_uplink_carries_the_voice_and_a_camera_that_fits() {
     let _turn = common::one_at_a_time().await;
     let port = 18090;
     let livekit = OwnLivekit::start(port);
-    let relay = FaultRelay::start(
-        std::net::SocketAddr::from(([127, 0, 0, 1], port + 2)),
-        port + 1,
-    )
-    .expect("the fault relay (nftables)");
+    let relay = livekit.fault_relay();
     let (_devserver, backend) = devserver_on(Config::default(), &livekit.url()).await;
     let (heard, seen) = (PulseRecorder::default(), FrameRecorder::default());
     let (trainer, _trainer_events, max) =

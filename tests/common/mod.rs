@@ -207,6 +207,16 @@ impl OwnLivekit {
         std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
+    /// A faulty network between every local client and this server (its ICE ports are
+    /// `port + 1` for TCP and `port + 2` for UDP, as scripts/livekit.sh sets them).
+    pub fn fault_relay(&self) -> estrade_netfault::FaultRelay {
+        estrade_netfault::FaultRelay::start(
+            std::net::SocketAddr::from(([127, 0, 0, 1], self.port + 2)),
+            self.port + 1,
+        )
+        .expect("the fault relay (nftables)")
+    }
+
     pub fn url(&self) -> String {
         format!("ws://127.0.0.1:{}", self.port)
     }

@@ -9,7 +9,7 @@ use estrade_media::{RateChange, UplinkReport};
 use estrade_session::{TrackSid, VideoQuality};
 
 use super::Driver;
-use crate::video::VideoPolicy;
+use crate::video::{self, VideoPolicy};
 
 /// The estimate's floor: the lowest layer of one camera, blurry but moving.
 pub(crate) const MIN_VIDEO_KBPS: u32 = 60;
@@ -35,11 +35,7 @@ impl Driver {
         let Some(policy) = &p.policy else { return };
         let mut mask = [false; 3];
         for quality in wanted {
-            mask[match quality {
-                VideoQuality::Low => 0,
-                VideoQuality::Medium => 1,
-                VideoQuality::High => 2,
-            }] = true;
+            mask[video::quality_index(*quality)] = true;
         }
         policy.send_if_modified(|p| std::mem::replace(&mut p.wanted, mask) != mask);
     }

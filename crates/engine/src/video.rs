@@ -122,7 +122,8 @@ pub(crate) fn allocate(layers: &[VideoLayer], policy: &VideoPolicy) -> Vec<Optio
         .collect()
 }
 
-fn quality_index(quality: VideoQuality) -> usize {
+/// Where a quality sits in [`VideoPolicy::wanted`].
+pub(crate) fn quality_index(quality: VideoQuality) -> usize {
     match quality {
         VideoQuality::Low => 0,
         VideoQuality::Medium => 1,
