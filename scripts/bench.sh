@@ -5,7 +5,7 @@
 # change the sample sizes; ESTRADE_BENCH_PROFILE=release measures a release build;
 # ESTRADE_BENCH_ONLY=devices runs only the device rows (costs, echo, device path);
 # ESTRADE_BENCH_ONLY=faults only the fault rows (loss, jitter, delay, a rate cap;
-# ESTRADE_BENCH_FAULTS=loss: only the profiles whose name has "loss" in it).
+# ESTRADE_BENCH_FAULTS=loss,jitter: only the profiles whose name has "loss" or "jitter" in it).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ESTRADE_ROOT"

@@ -131,9 +131,10 @@ pub async fn run(
     listener: &Grant,
 ) -> anyhow::Result<Vec<(Profile, Outcome, Outcome)>> {
     let mut rows = Vec::new();
-    // ESTRADE_BENCH_FAULTS=loss: only the profiles whose name has that in it.
+    // ESTRADE_BENCH_FAULTS=loss,jitter: only the profiles whose name has one of those in it.
     let only = std::env::var("ESTRADE_BENCH_FAULTS").unwrap_or_default();
-    for profile in profiles().into_iter().filter(|p| p.name.contains(&only)) {
+    let wanted = |name: &str| only.split(',').any(|o| name.contains(o));
+    for profile in profiles().into_iter().filter(|p| wanted(p.name)) {
         eprintln!("  {}: Estrade", profile.name);
         let ours = ours(relay, profile.link, trainer, listener).await?;
         eprintln!("  {}: libwebrtc", profile.name);

@@ -38,6 +38,8 @@ pub fn event(e: &RoomEvent) -> Value {
         RoomEvent::LocalTrackEnded { source, reason } => json!({
             "event": "local_track_ended", "source": format!("{source:?}").to_lowercase(),
             "reason": format!("{reason:?}")}),
+        RoomEvent::RemoteVideoPausedForSound => json!({"event": "remote_video_paused_for_sound"}),
+        RoomEvent::RemoteVideoResumed => json!({"event": "remote_video_resumed"}),
         RoomEvent::Session(s) => session(s),
         other => json!({"event": "other", "debug": format!("{other:?}")}),
     }

@@ -132,6 +132,7 @@ fn print_stats(bot: usize, t_ms: u64, recorder: &PulseRecorder, screen: &video::
             "event": "audio_stats", "bot": bot, "t_ms": t_ms, "from": from.as_str(),
             "played": jitter.played, "recovered": jitter.recovered,
             "concealed": jitter.concealed, "discarded": jitter.discarded,
+            "received": jitter.received, "trimmed": jitter.trimmed,
         }));
     }
     for (from, seen) in screen.snapshot() {

@@ -241,6 +241,17 @@ async fn a_student_on_a_150_kbit_link_keeps_the_trainers_voice_and_gets_the_vide
         },
     );
     let capped = Instant::now();
+    // To line up with livekit-server's log (its congestion states).
+    let utc = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    eprintln!(
+        "cap on at {:02}:{:02}:{:02}.{:03} UTC",
+        utc.as_secs() / 3600 % 24,
+        utc.as_secs() / 60 % 60,
+        utc.as_secs() % 60,
+        utc.subsec_millis()
+    );
     student.read_until(capped + CAP);
     relay.set(Class::Slow, Link::CLEAN);
     let lifted = Instant::now();
@@ -266,6 +277,38 @@ async fn a_student_on_a_150_kbit_link_keeps_the_trainers_voice_and_gets_the_vide
     let count = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
     let delta = |k: &str| count(&a1, k).saturating_sub(count(&a0, k));
     let (played, fec, concealed) = (delta("played"), delta("recovered"), delta("concealed"));
+    let (late, received) = (delta("discarded"), delta("received"));
+    // Where in the cap the sound was lost, second by second.
+    let concealed_each_second: Vec<u64> = (0..CAP.as_secs())
+        .map(|k| {
+            let from = audio(capped + Duration::from_secs(k));
+            let to = audio(capped + Duration::from_secs(k + 1));
+            count(&to, "concealed").saturating_sub(count(&from, "concealed"))
+        })
+        .collect();
+    let frames_each_second: Vec<u64> = (0..CAP.as_secs())
+        .map(|k| {
+            let at =
+                |k| frames(student.stats_at("video_stats", max, capped + Duration::from_secs(k)));
+            at(k + 1).saturating_sub(at(k))
+        })
+        .collect();
+    let paused_after: Vec<(String, Duration)> = student
+        .seen
+        .iter()
+        .filter(|l| {
+            l.json["event"] == "track_stream_state_changed"
+                || l.json["event"] == "remote_video_paused_for_sound"
+                || l.json["event"] == "remote_video_resumed"
+        })
+        .map(|l| {
+            let what = match &l.json["paused"] {
+                Value::Bool(p) => format!("server paused={p}"),
+                _ => l.json["event"].as_str().unwrap_or_default().to_owned(),
+            };
+            (what, l.at.saturating_duration_since(capped))
+        })
+        .collect();
     let total = (played + fec + concealed).max(1);
     let from_data = (played + fec) as f64 / total as f64;
     // The video under the cap: its layer, whether it moved, and what the server said.
@@ -282,15 +325,9 @@ async fn a_student_on_a_150_kbit_link_keeps_the_trainers_voice_and_gets_the_vide
         .collect();
     let frames_late_in_cap =
         frames(video_during.last().copied()) - frames(video_during.first().copied());
-    let pauses: Vec<&Value> = student
-        .seen
-        .iter()
-        .filter(|l| l.json["event"] == "track_stream_state_changed")
-        .map(|l| &l.json)
-        .collect();
     eprintln!(
         "150 kbit/s for {CAP:?}: trainer's voice {played} frames from data, {fec} from FEC, {concealed} concealed \
-         ({:.1} % played); video heights {:?}, {frames_late_in_cap} frames in the cap's last 10 s; stream states {pauses:?}; \
+         ({:.1} % played; {received} packets received, {late} too late; concealed each second {concealed_each_second:?}); video frames each second {frames_each_second:?}, stream state changes at {paused_after:?} into the cap; video heights {:?}, {frames_late_in_cap} frames in the cap's last 10 s; \
          path: {down:?}; video back {:?} after the cap, at 720p {:?}",
         from_data * 100.0,
         heights.iter().min().zip(heights.iter().max()),
@@ -303,20 +340,30 @@ async fn a_student_on_a_150_kbit_link_keeps_the_trainers_voice_and_gets_the_vide
     trainer.leave().await;
     server.shutdown().await;
     assert!(down.overflowed > 0, "the cap was applied: {down:?}");
-    // The server's allocator (allow_pause, send-side estimation: scripts/livekit.sh) pauses
-    // the camera, tells us, and probes now and then to resume it; each probe costs sound.
-    // Measured: 50–71 % of the voice played (libwebrtc as the listener, fault bench:
-    // 76–88 %); the issue's 95 % is not met yet. The floor catches a server that does not
-    // adapt to us at all (LiveKit's default REMB mode: 14 %).
-    assert!(from_data >= 0.3, "the trainer's voice: {from_data:.3}");
-    let paused = pauses.iter().any(|p| p["paused"] == true);
+    // The student's engine pauses the video as soon as most packets are lost (its sound
+    // guard), before livekit-server's allocator does (measured 2.5–3 s into the cap, with
+    // 34–43 frames of the trainer's voice concealed in each of those seconds).
+    let guard_paused = paused_after
+        .iter()
+        .find(|(what, _)| what == "remote_video_paused_for_sound")
+        .map(|(_, at)| *at);
     assert!(
-        paused,
-        "the server paused the video and the student was told: {pauses:?}"
+        guard_paused.is_some_and(|at| at <= Duration::from_secs(1)),
+        "the video paused to keep the sound within a second (measured 0.36–0.41 s): {paused_after:?}"
     );
+    let onset: u64 = concealed_each_second[..3].iter().sum();
+    assert!(
+        onset <= 60,
+        "the voice lost in the cap's first 3 s: {onset} frames (measured 38–42 with the guard, 77–137 without)"
+    );
+    // Each later try of the lowest layer costs sound too (a keyframe burst into a full
+    // queue): measured 86.9–88.1 % played over the cap (72.6–88.9 % without the guard;
+    // libwebrtc as the listener in the fault bench: 76–86 %). The issue's 95 % is not met.
+    assert!(from_data >= 0.75, "the trainer's voice: {from_data:.3}");
     let back = back.expect("video back after the cap");
     assert!(
         back.saturating_duration_since(lifted) <= Duration::from_secs(15),
-        "measured 2.4–10.2 s (the issue wants 2 s): when the server's next probe succeeds"
+        "video back {:?} after the cap (the issue wants 2 s): when the next try of the lowest layer, then the server's probe, succeed",
+        back.saturating_duration_since(lifted)
     );
 }

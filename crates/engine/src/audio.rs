@@ -133,12 +133,17 @@ impl MutedSpeech {
     }
 }
 
-/// Track → the output's queue, as packets arrive. Ends with the track (the output then
+/// Track → the output's queue, as packets arrive (counted for the sound guard). Ends with the track (the output then
 /// sees the stream end), and then says (once, off the hot path) how many packets an output
 /// that stopped pulling made it drop.
-pub(crate) async fn feed_remote_audio(track: RemoteTrack, feed: PacketFeed) {
+pub(crate) async fn feed_remote_audio(
+    track: RemoteTrack,
+    feed: PacketFeed,
+    mut arrivals: crate::sound_guard::ArrivalCounter,
+) {
     let mut dropped = 0u64;
     while let Ok(p) = track.read().await {
+        arrivals.arrived(p.sequence);
         if feed
             .push(Instant::now(), p.sequence, p.timestamp, p.payload)
             .is_err()

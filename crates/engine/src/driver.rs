@@ -12,9 +12,9 @@ use estrade_rtc::{
     VideoCodec,
 };
 use estrade_session::{
-    ChatError, ChatMessage, DisconnectReason, ParticipantSid, RtcCommand, Session, SessionEvent,
-    SessionState, SignalTarget, TrackKind, TrackRequest, TrackSettings, TrackSid, TrackSource,
-    VideoLayer,
+    ChatError, ChatMessage, DisconnectReason, ParticipantSid, RemoteVideoLimit, RtcCommand,
+    Session, SessionEvent, SessionState, SignalTarget, TrackKind, TrackRequest, TrackSettings,
+    TrackSid, TrackSource, VideoLayer,
 };
 use futures_util::SinkExt as _;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -24,6 +24,7 @@ use crate::audio::{self, AudioOutput};
 use crate::events::RoomEvent;
 use crate::room::CommandError;
 use crate::signal::{ConnectError, Ws};
+use crate::sound_guard::{ArrivalCounter, DownlinkArrivals, GuardChange, SoundGuard};
 use crate::video::{self, VideoOutput};
 
 /// Closing the socket politely must not hold the room open.
@@ -150,6 +151,13 @@ pub(crate) struct Driver {
     uplink: estrade_media::UplinkRate,
     /// Its target, for `Room::uplink_estimate_kbps`.
     uplink_kbps: Arc<std::sync::atomic::AtomicU32>,
+    /// Remote media counted at arrival, and what pauses the video when the sound is
+    /// being lost.
+    sound: Arc<DownlinkArrivals>,
+    guard: SoundGuard,
+    guard_tick: tokio::time::Interval,
+    /// `RemoteVideoPausedForSound` told, `RemoteVideoResumed` not yet.
+    video_paused_for_sound: bool,
 }
 
 /// What to publish.
@@ -224,6 +232,14 @@ impl Driver {
             unclaimed: Vec::new(),
             uplink: estrade_media::UplinkRate::new(uplink::MIN_VIDEO_KBPS, uplink::MIN_VIDEO_KBPS),
             uplink_kbps,
+            sound: Arc::new(DownlinkArrivals::default()),
+            guard: SoundGuard::new(),
+            guard_tick: {
+                let mut tick = tokio::time::interval(crate::sound_guard::TICK);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick
+            },
+            video_paused_for_sound: false,
         }
     }
 
@@ -288,6 +304,7 @@ impl Driver {
                 opened = opened(&mut self.connecting) => self.handle_opened(opened).await,
                 Some(event) = self.rtc_events.recv(), if reading => self.handle_rtc(event),
                 _ = tokio::time::sleep_until(wake.into()) => self.session.handle_timeout(Instant::now()),
+                _ = self.guard_tick.tick() => self.check_sound(),
             }
         }
     }
@@ -532,8 +549,9 @@ impl Driver {
                 match estrade_media::remote_audio() {
                     Ok((feed, remote)) => {
                         output.open(&identity, &sid, remote);
+                        let counter = ArrivalCounter::new(Arc::clone(&self.sound));
                         self.remote_media.spawn(async move {
-                            audio::feed_remote_audio(track, feed).await;
+                            audio::feed_remote_audio(track, feed, counter).await;
                             owner
                         });
                     }
@@ -545,8 +563,9 @@ impl Driver {
             }
             (_, Some(output), MediaKind::Video, Some(identity)) => {
                 let sink = output.open(&identity, &sid);
+                let counter = ArrivalCounter::new(Arc::clone(&self.sound));
                 self.remote_media.spawn(async move {
-                    video::play_remote_video(track, sink, published).await;
+                    video::play_remote_video(track, sink, published, counter).await;
                     owner
                 });
             }
@@ -690,6 +709,43 @@ impl Driver {
 
     /// Hands `event` to the application, or queues it behind the ones it has not taken.
     /// Never waits: a command (`leave`) must not depend on the application reading.
+    /// Every guard tick: pauses the remote video while our downlink loses most packets,
+    /// tries its lowest layer after a hold, gives it back when that holds
+    /// (`sound_guard.rs`).
+    fn check_sound(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (expected, received) = (
+            self.sound.expected.load(Relaxed),
+            self.sound.received.load(Relaxed),
+        );
+        let wanted = self.session.remote_video_wanted();
+        match self
+            .guard
+            .handle_tick(Instant::now(), expected, received, wanted)
+        {
+            Some(GuardChange::Paused) => {
+                self.session.limit_remote_video(RemoteVideoLimit::Off);
+                // Said once per stretch: a failed trial is no news.
+                if !self.video_paused_for_sound {
+                    tracing::info!(
+                        "downlink losing most packets: remote video paused to keep the sound"
+                    );
+                    self.video_paused_for_sound = true;
+                    self.emit(RoomEvent::RemoteVideoPausedForSound);
+                }
+            }
+            Some(GuardChange::Trial) => {
+                self.session.limit_remote_video(RemoteVideoLimit::Lowest);
+            }
+            Some(GuardChange::Resumed) => {
+                self.session.limit_remote_video(RemoteVideoLimit::None);
+                self.video_paused_for_sound = false;
+                self.emit(RoomEvent::RemoteVideoResumed);
+            }
+            None => {}
+        }
+    }
+
     fn emit(&mut self, event: RoomEvent) {
         if !self.outbox.is_empty() {
             self.outbox.push_back(event);

@@ -48,6 +48,16 @@ pub enum RoomEvent {
     /// dropped silently. At most a few a second are told (a hostile peer can send
     /// thousands): `also_rejected` counts the ones since the previous report that were not.
     MessageRejected { why: String, also_rejected: u64 },
+    /// Our downlink was losing half the remote sound or more (it cannot carry the video
+    /// too: a student on mobile data): every remote video was paused from our side so the
+    /// sound gets through. Tell the user ("video paused to keep the sound"). Said once
+    /// per stretch: the engine then tries the lowest layer every 3–12 s, and says
+    /// `RemoteVideoResumed` when a try holds for 2 s.
+    RemoteVideoPausedForSound,
+    /// The pause of `RemoteVideoPausedForSound` ended: the application's video settings
+    /// are asked for again. The server may keep a video paused until the link allows it
+    /// (a `TrackStreamStateChanged`), and resumes it when its probes find the room.
+    RemoteVideoResumed,
 }
 
 /// Why the server ended one of our publications.

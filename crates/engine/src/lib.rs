@@ -18,6 +18,7 @@ mod ice;
 mod recorder;
 mod room;
 mod signal;
+mod sound_guard;
 mod video;
 
 pub use audio::AudioOutput;

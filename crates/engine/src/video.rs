@@ -333,11 +333,12 @@ fn decode_limit(published: (u32, u32)) -> (u32, u32) {
 }
 
 /// Decodes `track` into `sink`. `published`: the size its publisher announced (0 × 0 if
-/// none), which bounds what is decoded.
+/// none), which bounds what is decoded. Its packets are counted in `arrivals`.
 pub(crate) async fn play_remote_video(
     track: RemoteTrack,
     mut sink: Box<dyn VideoSink>,
     published: (u32, u32),
+    mut arrivals: crate::sound_guard::ArrivalCounter,
 ) {
     let track_id = track.track_id();
     let mut stats = VideoStats::default();
@@ -361,7 +362,11 @@ pub(crate) async fn play_remote_video(
     let (max_w, max_h) = decode_limit(published);
     decoder.set_max_size(max_w, max_h);
     let keyframes = track.clone();
-    let mut frames = read_frames(track.video_frames(codec));
+    let mut frames = read_frames(
+        track
+            .video_frames(codec)
+            .with_arrivals(move |seq| arrivals.arrived(seq)),
+    );
     let mut picture = I420Frame::new(2, 2);
     let mut waiting_for_key = false;
     let mut last_pli: Option<Instant> = None;

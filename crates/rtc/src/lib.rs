@@ -8,6 +8,8 @@
 
 mod media;
 mod peer;
+mod twcc;
+mod twcc_receiver;
 
 pub use estrade_media::VideoCodec;
 pub use media::{LocalTrack, MediaKind, RemoteTrack, RemoteVideoFrames, RtpPacket};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use estrade_media::{UplinkReport, VideoCodec};
+use estrade_media::{ReportLoss, UplinkReport, VideoCodec};
 use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::media::Sample;
 use webrtc::media::io::sample_builder::SampleBuilder;
@@ -193,6 +193,7 @@ impl RemoteTrack {
         RemoteVideoFrames {
             builder,
             track: self,
+            arrivals: None,
         }
     }
 
@@ -394,6 +395,7 @@ impl PeerConnections {
             let events = video.then(|| self.events.clone());
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 1500];
+                let mut losses = Vec::new();
                 loop {
                     let read = match &rid {
                         Some(rid) => rtcp.read_simulcast(&mut buf, rid).await,
@@ -408,7 +410,7 @@ impl PeerConnections {
                         wanted[at].store(true, Ordering::Relaxed);
                     }
                     if let Some(events) = &events {
-                        report_uplink(&packets, ssrc, events);
+                        report_uplink(&packets, ssrc, &mut losses, events);
                     }
                 }
             });
@@ -426,11 +428,13 @@ impl PeerConnections {
 }
 
 /// Hands the report blocks about this layer (`ssrc`; any, if it is not known) to the
-/// uplink estimate. About one a second per layer: a full event queue loses a sample of an
-/// estimate, nothing else, so it is not waited for.
+/// uplink estimate, the loss taken from their cumulative counts (`losses`: per stream,
+/// at most [`STREAMS_PER_LAYER`]). About one a second per layer: a full event queue loses
+/// a sample of an estimate, nothing else, so it is not waited for.
 fn report_uplink(
     packets: &[Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>],
     ssrc: Option<u32>,
+    losses: &mut Vec<(u32, ReportLoss)>,
     events: &tokio::sync::mpsc::Sender<crate::RtcEvent>,
 ) {
     let now = ntp_middle(std::time::SystemTime::now());
@@ -443,14 +447,32 @@ fn report_uplink(
             .iter()
             .filter(|b| ssrc.is_none_or(|s| s == b.ssrc))
         {
+            let at = match losses.iter().position(|(s, _)| *s == block.ssrc) {
+                Some(at) => at,
+                None if losses.len() < STREAMS_PER_LAYER => {
+                    losses.push((block.ssrc, ReportLoss::default()));
+                    losses.len() - 1
+                }
+                // Blocks about streams we do not send (a broken server): not ours to count.
+                None => continue,
+            };
+            let Some(fraction_lost) = losses[at]
+                .1
+                .handle_report(block.total_lost, block.last_sequence_number)
+            else {
+                continue;
+            };
             let report = UplinkReport {
-                fraction_lost: block.fraction_lost,
+                fraction_lost,
                 rtt: report_rtt(now, block.last_sender_report, block.delay),
             };
             let _ = events.try_send(crate::RtcEvent::UplinkReported(report));
         }
     }
 }
+
+/// Streams one layer's reports may be about (its RTP stream; room for an RTX one).
+const STREAMS_PER_LAYER: usize = 2;
 
 /// The middle 32 bits of the NTP time (16.16 seconds), as sender reports carry it.
 fn ntp_middle(now: std::time::SystemTime) -> u32 {
@@ -479,6 +501,7 @@ fn report_rtt(now: u32, lsr: u32, dlsr: u32) -> Option<Duration> {
 pub struct RemoteVideoFrames {
     track: RemoteTrack,
     builder: Reassembly,
+    arrivals: Option<Box<dyn FnMut(u16) + Send>>,
 }
 
 enum Reassembly {
@@ -488,6 +511,13 @@ enum Reassembly {
 }
 
 impl RemoteVideoFrames {
+    /// Calls `arrived` with each packet's sequence number as it is read (the engine
+    /// measures its downlink's loss with them).
+    pub fn with_arrivals(mut self, arrived: impl FnMut(u16) + Send + 'static) -> Self {
+        self.arrivals = Some(Box::new(arrived));
+        self
+    }
+
     /// The next complete frame, and how many frames were dropped before it.
     pub async fn next(&mut self) -> Result<(Bytes, u16), RtcError> {
         loop {
@@ -504,6 +534,9 @@ impl RemoteVideoFrames {
                 .read_rtp()
                 .await
                 .map_err(|e| RtcError::TrackEnded(e.to_string()))?;
+            if let Some(arrived) = &mut self.arrivals {
+                arrived(packet.header.sequence_number);
+            }
             match &mut self.builder {
                 Reassembly::Vp8(b) => b.push(packet),
                 Reassembly::H264(b) => b.push(packet),

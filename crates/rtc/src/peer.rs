@@ -6,7 +6,7 @@ use crate::media::RemoteTrack;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use webrtc::api::APIBuilder;
-use webrtc::api::interceptor_registry::{configure_rtcp_reports, configure_twcc_receiver_only};
+use webrtc::api::interceptor_registry::configure_rtcp_reports;
 use webrtc::api::media_engine::MediaEngine;
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::data_channel::RTCDataChannel;
@@ -120,8 +120,8 @@ pub struct PeerConnections {
     pub(crate) events: mpsc::Sender<RtcEvent>,
 }
 
-/// webrtc-rs's default interceptors (NACK both ways, RTCP reports, TWCC feedback for the
-/// server's send-side estimation), with the NACK generator's window cut from 8,192 packets
+/// webrtc-rs's default interceptors (NACK both ways, RTCP reports) and our TWCC feedback for
+/// the server's send-side estimation (`twcc.rs` says why not webrtc-rs's), with the NACK generator's window cut from 8,192 packets
 /// to 128. It asks again for every missing packet of its window every 100 ms until it
 /// comes: over 8,192 packets a lossy or capped downlink kept asking for packets whose
 /// frame was given up long before (`REPAIR_WAIT`, half a second), and the server's
@@ -150,7 +150,7 @@ fn interceptors(media: &mut MediaEngine) -> Result<Registry, webrtc::Error> {
     ));
     registry.add(Box::new(Responder::builder()));
     let registry = configure_rtcp_reports(registry);
-    configure_twcc_receiver_only(registry, media)
+    Ok(crate::twcc_receiver::configure(registry, media))
 }
 
 impl PeerConnections {

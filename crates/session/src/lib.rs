@@ -57,6 +57,7 @@ pub use reconnect::{
 };
 pub use session::DataReceiveError;
 pub use session::{
-    MAX_CHAT_PER_SECOND, MAX_QUEUED_CHAT_BYTES, PublishError, Session, SessionState,
+    MAX_CHAT_PER_SECOND, MAX_QUEUED_CHAT_BYTES, PublishError, RemoteVideoLimit, Session,
+    SessionState,
 };
 pub use wire::{DataError, FrameError};

@@ -188,6 +188,11 @@ impl Roster {
         self.by_sid.len()
     }
 
+    /// Every remote participant's published tracks.
+    pub fn tracks(&self) -> impl Iterator<Item = &TrackPublication> {
+        self.by_sid.values().flat_map(|p| p.tracks.iter())
+    }
+
     /// Whether some remote participant publishes `track`.
     pub fn has_track(&self, track: &TrackSid) -> bool {
         self.by_sid.values().any(|p| p.track(track).is_some())

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use crate::chat::{ChatAssembler, ChatReceiveError};
 use crate::events::{DisconnectReason, LeaveAction, SessionEvent};
 use crate::ids::{ParticipantIdentity, ParticipantSid, TrackSid};
-use crate::model::{Change, IceServer, Participant, Room, Roster, TrackPublication, TrackSettings};
+use crate::model::{
+    Change, IceServer, Participant, Room, Roster, TrackKind, TrackPublication, TrackSettings,
+};
 use crate::negotiation::{Negotiation, OFFER_ATTEMPTS, OfferExpiry, RtcCommand};
 use crate::reconnect::{ReconnectKind, ReconnectRequest, Reconnection};
 use crate::wire::{self, DataError, FrameError, Inbound, JoinInfo, Outbound};
@@ -147,6 +149,8 @@ pub struct Session {
     /// How each remote video is wanted (the application's tile sizes): sent again after a
     /// reconnect. Forgotten when the track goes.
     pub(crate) track_settings: HashMap<TrackSid, TrackSettings>,
+    /// Every remote video limited from our side (`limit_remote_video`).
+    pub(crate) video_limit: RemoteVideoLimit,
     /// Remote tracks the server has paused for us (only tracks of the roster: a server
     /// naming others grows nothing).
     paused_streams: HashSet<TrackSid>,
@@ -195,6 +199,7 @@ impl Session {
             jitter_state: (unix_ms as u64) | 1,
             held_mutes: HashMap::new(),
             track_settings: HashMap::new(),
+            video_limit: RemoteVideoLimit::None,
             events: VecDeque::new(),
         }
     }
@@ -439,6 +444,18 @@ impl Session {
                     SessionEvent::ParticipantLeft { sid, identity }
                 }
                 Change::TrackPublished(participant, track) => {
+                    // Remote video limited: a new camera is too.
+                    if self.video_limit != RemoteVideoLimit::None
+                        && track.kind == TrackKind::Video
+                        && self.signalling()
+                    {
+                        let settings = TrackSettings {
+                            enabled: true,
+                            width: 0,
+                            height: 0,
+                        };
+                        self.send_track_settings(track.sid.clone(), settings);
+                    }
                     SessionEvent::TrackPublished { participant, track }
                 }
                 Change::TrackUnpublished(participant, track) => {
@@ -658,11 +675,7 @@ impl Session {
         if !self.signalling() {
             return;
         }
-        self.transmits
-            .push_back(wire::encode(Outbound::TrackSettings {
-                track: track.clone(),
-                settings,
-            }));
+        self.send_track_settings(track.clone(), settings);
     }
 
     /// The signalling socket closed or failed under us: reconnect (a resume first).
@@ -756,7 +769,10 @@ mod chat_impl;
 mod reconnect_impl;
 #[path = "session_rtc.rs"]
 mod rtc;
+#[path = "session_video.rs"]
+mod video_impl;
 pub use rtc::PublishError;
+pub use video_impl::RemoteVideoLimit;
 
 #[cfg(test)]
 #[path = "session_tests.rs"]

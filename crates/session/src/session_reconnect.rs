@@ -97,12 +97,9 @@ impl Session {
                     .push_back(wire::encode(Outbound::Mute { track, muted }));
             }
         }
-        for (track, settings) in &self.track_settings {
-            self.transmits
-                .push_back(wire::encode(Outbound::TrackSettings {
-                    track: track.clone(),
-                    settings: *settings,
-                }));
+        let settings: Vec<_> = self.track_settings.clone().into_iter().collect();
+        for (track, settings) in settings {
+            self.send_track_settings(track, settings);
         }
         if let Some(local) = self.local.clone() {
             self.events.push_back(SessionEvent::Reconnected {

@@ -1155,3 +1155,104 @@ fn the_layers_someone_receives_are_told_for_our_tracks_only() {
     s.handle_frame(t0, &update("TR_someone_else")).unwrap();
     assert!(events(&mut s).is_empty());
 }
+
+#[test]
+fn remote_video_limited_from_our_side_keeps_the_applications_settings() {
+    let mut a = fake::participant("PA_a", "2", 1);
+    a.tracks = vec![
+        fake::track("TR_cam", lk::TrackType::Video, false),
+        fake::track("TR_other", lk::TrackType::Video, false),
+        fake::track("TR_mic", lk::TrackType::Audio, false),
+    ];
+    let (mut s, t0) = joined(vec![a]);
+    events(&mut s);
+    let sent = |s: &mut Session| -> Vec<(String, bool, u32, i32)> {
+        std::iter::from_fn(|| s.poll_transmit())
+            .filter_map(|f| match fake::request(&f) {
+                lk::signal_request::Message::TrackSetting(t) => {
+                    Some((t.track_sids[0].clone(), t.disabled, t.width, t.quality))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let small = crate::TrackSettings {
+        enabled: true,
+        width: 320,
+        height: 180,
+    };
+    s.set_track_settings(&TrackSid("TR_cam".into()), small);
+    sent(&mut s);
+    assert!(s.remote_video_wanted());
+
+    s.limit_remote_video(crate::RemoteVideoLimit::Off);
+    let mut paused = sent(&mut s);
+    paused.sort();
+    assert_eq!(
+        paused
+            .iter()
+            .map(|p| (p.0.as_str(), p.1))
+            .collect::<Vec<_>>(),
+        [("TR_cam", true), ("TR_other", true)],
+        "every video off, not the sound"
+    );
+    // The application's changes while paused are kept, not sent as on.
+    s.set_track_settings(
+        &TrackSid("TR_cam".into()),
+        crate::TrackSettings {
+            width: 640,
+            height: 360,
+            ..small
+        },
+    );
+    assert_eq!(sent(&mut s), [("TR_cam".into(), true, 640, 0)]);
+    // A camera published meanwhile is paused too.
+    let mut b = fake::participant("PA_b", "3", 1);
+    b.tracks = vec![fake::track("TR_new", lk::TrackType::Video, false)];
+    s.handle_frame(
+        t0,
+        &fake::frame(lk::signal_response::Message::Update(
+            lk::ParticipantUpdate {
+                participants: vec![b],
+            },
+        )),
+    )
+    .unwrap();
+    assert_eq!(sent(&mut s), [("TR_new".into(), true, 0, 2)]);
+
+    // A trial: the lowest layer, or the tile's size when it is smaller.
+    s.limit_remote_video(crate::RemoteVideoLimit::Lowest);
+    let mut trial = sent(&mut s);
+    trial.sort();
+    assert_eq!(
+        trial,
+        [
+            ("TR_cam".into(), false, 320, 0),
+            ("TR_new".into(), false, 320, 0),
+            ("TR_other".into(), false, 320, 0),
+        ]
+    );
+    // Resumed: what the application asked for, or the best layer for a tile never sized.
+    s.limit_remote_video(crate::RemoteVideoLimit::None);
+    let mut resumed = sent(&mut s);
+    resumed.sort();
+    assert_eq!(
+        resumed,
+        [
+            ("TR_cam".into(), false, 640, 0),
+            ("TR_new".into(), false, 0, lk::VideoQuality::High as i32),
+            ("TR_other".into(), false, 0, lk::VideoQuality::High as i32),
+        ]
+    );
+    // A tile the application turned off stays off, and then no video is wanted.
+    for track in ["TR_cam", "TR_new", "TR_other"] {
+        s.set_track_settings(
+            &TrackSid(track.into()),
+            crate::TrackSettings {
+                enabled: false,
+                ..small
+            },
+        );
+    }
+    assert!(!s.remote_video_wanted());
+}

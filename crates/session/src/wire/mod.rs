@@ -511,6 +511,12 @@ pub(crate) fn encode(out: Outbound) -> Vec<u8> {
             disabled: !settings.enabled,
             width: settings.width,
             height: settings.height,
+            // No size: the best layer (the server reads 0×0 as the quality, LOW by default).
+            quality: if settings.width == 0 && settings.height == 0 {
+                lk::VideoQuality::High as i32
+            } else {
+                lk::VideoQuality::Low as i32
+            },
             ..Default::default()
         }),
         Outbound::SyncState(sync) => M::SyncState(sync_state(*sync)),
