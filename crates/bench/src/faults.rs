@@ -218,8 +218,13 @@ async fn ours(
     a.leave().await;
     let audio = during.since(&before);
     eprintln!(
-        "    Estrade's jitter buffer during the fault: {} played, {} from FEC, {} concealed, {} too late or repeated, {} trimmed",
-        audio.played, audio.recovered, audio.concealed, audio.discarded, audio.trimmed
+        "    Estrade's jitter buffer during the fault: {} played ({} from RED copies), {} from FEC, {} concealed, {} too late or repeated, {} trimmed",
+        audio.played,
+        audio.from_copies,
+        audio.recovered,
+        audio.concealed,
+        audio.discarded,
+        audio.trimmed
     );
     eprintln!(
         "    Estrade's video receiver, whole call: {} gaps of lost packets ({} packets), {} keyframes asked",

@@ -133,6 +133,7 @@ fn print_stats(bot: usize, t_ms: u64, recorder: &PulseRecorder, screen: &video::
             "played": jitter.played, "recovered": jitter.recovered,
             "concealed": jitter.concealed, "discarded": jitter.discarded,
             "received": jitter.received, "trimmed": jitter.trimmed,
+            "from_copies": jitter.from_copies,
         }));
     }
     for (from, seen) in screen.snapshot() {

@@ -277,7 +277,7 @@ async fn a_student_on_a_150_kbit_link_keeps_the_trainers_voice_and_gets_the_vide
     let count = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
     let delta = |k: &str| count(&a1, k).saturating_sub(count(&a0, k));
     let (played, fec, concealed) = (delta("played"), delta("recovered"), delta("concealed"));
-    let (late, received) = (delta("discarded"), delta("received"));
+    let (late, received, copies) = (delta("discarded"), delta("received"), delta("from_copies"));
     // Where in the cap the sound was lost, second by second.
     let concealed_each_second: Vec<u64> = (0..CAP.as_secs())
         .map(|k| {
@@ -327,7 +327,7 @@ async fn a_student_on_a_150_kbit_link_keeps_the_trainers_voice_and_gets_the_vide
         frames(video_during.last().copied()) - frames(video_during.first().copied());
     eprintln!(
         "150 kbit/s for {CAP:?}: trainer's voice {played} frames from data, {fec} from FEC, {concealed} concealed \
-         ({:.1} % played; {received} packets received, {late} too late; concealed each second {concealed_each_second:?}); video frames each second {frames_each_second:?}, stream state changes at {paused_after:?} into the cap; video heights {:?}, {frames_late_in_cap} frames in the cap's last 10 s; \
+         ({:.1} % played; {received} packets received, {late} too late, {copies} frames from RED copies; concealed each second {concealed_each_second:?}); video frames each second {frames_each_second:?}, stream state changes at {paused_after:?} into the cap; video heights {:?}, {frames_late_in_cap} frames in the cap's last 10 s; \
          path: {down:?}; video back {:?} after the cap, at 720p {:?}",
         from_data * 100.0,
         heights.iter().min().zip(heights.iter().max()),

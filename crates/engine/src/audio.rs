@@ -133,9 +133,10 @@ impl MutedSpeech {
     }
 }
 
-/// Track → the output's queue, as packets arrive (counted for the sound guard). Ends with the track (the output then
+/// Track → the output's queue, as packets arrive (counted for the sound guard), with the
+/// copies of earlier frames a RED packet carries. Ends with the track (the output then
 /// sees the stream end), and then says (once, off the hot path) how many packets an output
-/// that stopped pulling made it drop.
+/// that stopped pulling made it drop, and how many broken RED packets were skipped.
 pub(crate) async fn feed_remote_audio(
     track: RemoteTrack,
     feed: PacketFeed,
@@ -144,15 +145,21 @@ pub(crate) async fn feed_remote_audio(
     let mut dropped = 0u64;
     while let Ok(p) = track.read().await {
         arrivals.arrived(p.sequence);
-        if feed
-            .push(Instant::now(), p.sequence, p.timestamp, p.payload)
-            .is_err()
-        {
+        let now = Instant::now();
+        if feed.push(now, p.sequence, p.timestamp, p.payload).is_err() {
             dropped += 1;
+        }
+        // Copies of earlier frames (RED): they fill what was lost.
+        for earlier in p.earlier.into_iter().flatten() {
+            let _ = feed.push_copy(now, earlier.sequence, earlier.payload);
         }
     }
     if dropped > 0 {
         tracing::warn!(track = %track.track_id(), dropped, "the audio output stopped pulling");
+    }
+    let broken = track.broken_red();
+    if broken > 0 {
+        tracing::warn!(track = %track.track_id(), broken, "broken RED packets skipped");
     }
 }
 

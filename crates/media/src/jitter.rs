@@ -54,6 +54,8 @@ pub struct JitterStats {
     pub discarded: u64,
     /// Dropped to bring the delay back to the target (after a stall, or once jitter passed).
     pub trimmed: u64,
+    /// Of `played`, the frames whose packet was lost but a later one carried a copy (RED).
+    pub from_copies: u64,
 }
 
 impl JitterStats {
@@ -66,6 +68,7 @@ impl JitterStats {
             concealed: self.concealed.saturating_sub(earlier.concealed),
             discarded: self.discarded.saturating_sub(earlier.discarded),
             trimmed: self.trimmed.saturating_sub(earlier.trimmed),
+            from_copies: self.from_copies.saturating_sub(earlier.from_copies),
         }
     }
 
@@ -81,6 +84,8 @@ struct Slot {
     seq: u16,
     payload: Bytes,
     arrived: Instant,
+    /// A copy carried by a later packet (RED), not the packet itself.
+    copy: bool,
 }
 
 pub struct JitterBuffer {
@@ -208,6 +213,31 @@ impl JitterBuffer {
             seq,
             payload,
             arrived: now,
+            copy: false,
+        });
+    }
+
+    /// A copy of an earlier frame arrived at `now` inside a later packet (RED). It fills
+    /// the frame's place if that is still to come and empty; it is no news otherwise (not
+    /// counted as discarded), and it moves neither the jitter estimate nor the start of
+    /// playout: it came late by design.
+    pub fn push_copy(&mut self, now: Instant, seq: u16, payload: Bytes) {
+        let Some(next) = self.next else { return };
+        if !seq_ge(seq, next)
+            || seq.wrapping_sub(next) as usize >= SLOTS
+            || !seq_ge(self.highest, seq)
+        {
+            return;
+        }
+        let slot = &mut self.slots[seq as usize % SLOTS];
+        if slot.as_ref().is_some_and(|s| s.seq == seq) {
+            return;
+        }
+        *slot = Some(Slot {
+            seq,
+            payload,
+            arrived: now,
+            copy: true,
         });
     }
 
@@ -237,8 +267,12 @@ impl JitterBuffer {
         self.next = Some(next.wrapping_add(1));
         if let Some(slot) = self.take(next) {
             self.stats.played += 1;
-            let waited = now.saturating_duration_since(slot.arrived);
-            self.shortest_wait = Some(self.shortest_wait.map_or(waited, |w| w.min(waited)));
+            if slot.copy {
+                self.stats.from_copies += 1;
+            } else {
+                let waited = now.saturating_duration_since(slot.arrived);
+                self.shortest_wait = Some(self.shortest_wait.map_or(waited, |w| w.min(waited)));
+            }
             return Playout::Frame(slot.payload);
         }
         // `next` is missing but later packets are here. While the queue is within the

@@ -329,3 +329,50 @@ fn counters_over_a_window_and_the_share_played() {
     assert_eq!(earlier.since(&later).played, 0, "never below zero");
     assert_eq!(JitterStats::default().played_share(), 0.0);
 }
+
+#[test]
+fn a_lost_packet_plays_from_the_copy_the_next_one_carries() {
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new();
+    let (mut heard, mut concealed) = (Vec::new(), 0);
+    for tick in 0..200u64 {
+        let at = t0 + Duration::from_millis(tick * 20);
+        let seq = tick as u16;
+        // One packet in four lost; each carries copies of the two before it (RED).
+        if tick % 4 != 1 {
+            jb.push(
+                at,
+                seq,
+                u32::from(seq) * 960,
+                Bytes::from(vec![tick as u8; 3]),
+            );
+            for back in [2u16, 1] {
+                if let Some(earlier) = seq.checked_sub(back) {
+                    jb.push_copy(at, earlier, Bytes::from(vec![earlier as u8; 3]));
+                }
+            }
+        }
+        match jb.pop(at + Duration::from_millis(5)) {
+            Playout::Frame(p) => heard.push(p[0]),
+            Playout::Conceal => concealed += 1,
+            _ => {}
+        }
+    }
+    let stats = jb.stats();
+    assert_eq!(stats.concealed, concealed);
+    assert!(concealed <= 2, "{stats:?}");
+    assert!(stats.from_copies >= 45, "{stats:?}");
+    assert_eq!(
+        stats.discarded, 0,
+        "a copy of what came is no news: {stats:?}"
+    );
+    // In order, each frame once.
+    assert!(
+        heard.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+        "{heard:?}"
+    );
+    // Copies alone do not start playout, nor fill a place already played.
+    let mut fresh = JitterBuffer::new();
+    fresh.push_copy(t0, 7, Bytes::from_static(b"x"));
+    assert_eq!(fresh.pop(t0 + Duration::from_secs(1)), Playout::Buffering);
+}

@@ -14,7 +14,6 @@ mod opus_codec;
 pub mod pixel;
 pub mod playout;
 pub mod processing;
-mod report_loss;
 pub mod resample;
 pub mod synthetic;
 pub mod synthetic_video;
@@ -34,7 +33,6 @@ pub use processing::{
     AudioProcessor, PROCESSING_FRAME, ProcessingConfig, ProcessingFrame, ProcessingStats,
     SonoraProcessor,
 };
-pub use report_loss::ReportLoss;
 pub use resample::{MonoResampler, ResamplerError};
 pub use uplink::{RateChange, UplinkRate, UplinkReport};
 pub use video::{I420Frame, VideoSink, VideoSource};

@@ -15,15 +15,17 @@ use crate::jitter::{JitterBuffer, JitterStats, Playout};
 use crate::opus_codec::{CodecError, OpusDecoder};
 use crate::resample::MonoResampler;
 
-/// Packets waiting for the next pull, at most (2.56 s of 20 ms frames): more means the
-/// device stopped pulling.
-const QUEUE: usize = 128;
+/// Packets waiting for the next pull, at most (2.56 s of 20 ms frames, each with two RED
+/// copies): more means the device stopped pulling.
+const QUEUE: usize = 384;
 
 struct Arrival {
     at: Instant,
     sequence: u16,
     timestamp: u32,
     payload: Bytes,
+    /// A copy of an earlier frame (RED), not a packet.
+    copy: bool,
 }
 
 /// A remote microphone's two ends: the network side's and the device side's.
@@ -67,12 +69,27 @@ impl PacketFeed {
         timestamp: u32,
         payload: Bytes,
     ) -> Result<(), QueueFull> {
-        let arrival = Arrival {
+        self.send(Arrival {
             at,
             sequence,
             timestamp,
             payload,
-        };
+            copy: false,
+        })
+    }
+
+    /// A copy of an earlier frame, carried by a packet that arrived at `at` (RED).
+    pub fn push_copy(&self, at: Instant, sequence: u16, payload: Bytes) -> Result<(), QueueFull> {
+        self.send(Arrival {
+            at,
+            sequence,
+            timestamp: 0,
+            payload,
+            copy: true,
+        })
+    }
+
+    fn send(&self, arrival: Arrival) -> Result<(), QueueFull> {
         match self.tx.try_send(arrival) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => Ok(()), // nobody listens any more
             Err(TrySendError::Full(_)) => Err(QueueFull),
@@ -140,6 +157,7 @@ impl RemoteAudio {
     pub fn pull(&mut self, now: Instant, out: &mut AudioFrame) -> Pulled {
         while !self.ended {
             match self.rx.try_recv() {
+                Ok(a) if a.copy => self.buffer.push_copy(a.at, a.sequence, a.payload),
                 Ok(a) => self.buffer.push(a.at, a.sequence, a.timestamp, a.payload),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => self.ended = true,

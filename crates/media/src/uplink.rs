@@ -55,8 +55,7 @@ const LONGEST_RTT: Duration = Duration::from_secs(10);
 /// One receiver report block about one of our video streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UplinkReport {
-    /// Packets lost lately, in 256ths like RFC 3550's `fraction lost`, but from the
-    /// report's cumulative counts ([`crate::ReportLoss`]: late packets are not loss).
+    /// Packets lost since the previous report, in 256ths (RFC 3550's `fraction lost`).
     pub fraction_lost: u8,
     /// From the report's LSR/DLSR, when it echoes a sender report of ours.
     pub rtt: Option<Duration>,

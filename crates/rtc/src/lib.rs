@@ -8,11 +8,13 @@
 
 mod media;
 mod peer;
+mod red;
 mod twcc;
 mod twcc_receiver;
 
 pub use estrade_media::VideoCodec;
 pub use media::{LocalTrack, MediaKind, RemoteTrack, RemoteVideoFrames, RtpPacket};
+pub use red::{EarlierFrame, MAX_EARLIER, RedError};
 
 pub use peer::{
     ConnectionState, IceServer, PeerConnections, RtcConfig, RtcError, RtcEvent, Snapshot, Target,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use estrade_media::{ReportLoss, UplinkReport, VideoCodec};
+use estrade_media::{UplinkReport, VideoCodec};
 use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::media::Sample;
 use webrtc::media::io::sample_builder::SampleBuilder;
@@ -116,6 +116,8 @@ pub struct RtpPacket {
     pub sequence: u16,
     pub timestamp: u32,
     pub payload: Bytes,
+    /// Copies of earlier frames it carried (RED audio), oldest first.
+    pub earlier: [Option<crate::EarlierFrame>; crate::MAX_EARLIER],
 }
 
 /// A track the server sends us on the subscriber PC.
@@ -124,6 +126,8 @@ pub struct RemoteTrack {
     track: Arc<TrackRemote>,
     /// To send keyframe requests; weak because the PC owns the handler that made this.
     pc: std::sync::Weak<RTCPeerConnection>,
+    /// RED payloads that could not be split (skipped).
+    broken_red: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for RemoteTrack {
@@ -144,7 +148,16 @@ impl Eq for RemoteTrack {}
 
 impl RemoteTrack {
     pub(crate) fn new(track: Arc<TrackRemote>, pc: std::sync::Weak<RTCPeerConnection>) -> Self {
-        Self { track, pc }
+        Self {
+            track,
+            pc,
+            broken_red: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Packets skipped because their RED payload was broken.
+    pub fn broken_red(&self) -> u64 {
+        self.broken_red.load(Ordering::Relaxed)
     }
 
     /// Asks the sender for a keyframe (RTCP PLI), after a loss or to start decoding.
@@ -214,18 +227,39 @@ impl RemoteTrack {
         }
     }
 
-    /// The next RTP packet; an error when the track ended.
+    /// The next RTP packet; an error when the track ended. A RED packet (audio) comes
+    /// split: its own frame as the payload, the copies of earlier ones in `earlier`.
     pub async fn read(&self) -> Result<RtpPacket, RtcError> {
-        let (packet, _) = self
-            .track
-            .read_rtp()
-            .await
-            .map_err(|e| RtcError::TrackEnded(e.to_string()))?;
-        Ok(RtpPacket {
-            sequence: packet.header.sequence_number,
-            timestamp: packet.header.timestamp,
-            payload: packet.payload,
-        })
+        loop {
+            let (packet, _) = self
+                .track
+                .read_rtp()
+                .await
+                .map_err(|e| RtcError::TrackEnded(e.to_string()))?;
+            let (sequence, timestamp) = (packet.header.sequence_number, packet.header.timestamp);
+            if packet.header.payload_type != crate::red::RED_PAYLOAD_TYPE {
+                return Ok(RtpPacket {
+                    sequence,
+                    timestamp,
+                    payload: packet.payload,
+                    earlier: [None, None],
+                });
+            }
+            match crate::red::split(&packet.payload, sequence, timestamp) {
+                Ok((payload, earlier)) => {
+                    return Ok(RtpPacket {
+                        sequence,
+                        timestamp,
+                        payload,
+                        earlier,
+                    });
+                }
+                // One broken packet is one lost frame, not the end of the track.
+                Err(_) => {
+                    self.broken_red.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
     }
 }
 
@@ -395,7 +429,6 @@ impl PeerConnections {
             let events = video.then(|| self.events.clone());
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 1500];
-                let mut losses = Vec::new();
                 loop {
                     let read = match &rid {
                         Some(rid) => rtcp.read_simulcast(&mut buf, rid).await,
@@ -410,7 +443,7 @@ impl PeerConnections {
                         wanted[at].store(true, Ordering::Relaxed);
                     }
                     if let Some(events) = &events {
-                        report_uplink(&packets, ssrc, &mut losses, events);
+                        report_uplink(&packets, ssrc, events);
                     }
                 }
             });
@@ -428,13 +461,11 @@ impl PeerConnections {
 }
 
 /// Hands the report blocks about this layer (`ssrc`; any, if it is not known) to the
-/// uplink estimate, the loss taken from their cumulative counts (`losses`: per stream,
-/// at most [`STREAMS_PER_LAYER`]). About one a second per layer: a full event queue loses
-/// a sample of an estimate, nothing else, so it is not waited for.
+/// uplink estimate. About one a second per layer: a full event queue loses a sample of an
+/// estimate, nothing else, so it is not waited for.
 fn report_uplink(
     packets: &[Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>],
     ssrc: Option<u32>,
-    losses: &mut Vec<(u32, ReportLoss)>,
     events: &tokio::sync::mpsc::Sender<crate::RtcEvent>,
 ) {
     let now = ntp_middle(std::time::SystemTime::now());
@@ -447,32 +478,14 @@ fn report_uplink(
             .iter()
             .filter(|b| ssrc.is_none_or(|s| s == b.ssrc))
         {
-            let at = match losses.iter().position(|(s, _)| *s == block.ssrc) {
-                Some(at) => at,
-                None if losses.len() < STREAMS_PER_LAYER => {
-                    losses.push((block.ssrc, ReportLoss::default()));
-                    losses.len() - 1
-                }
-                // Blocks about streams we do not send (a broken server): not ours to count.
-                None => continue,
-            };
-            let Some(fraction_lost) = losses[at]
-                .1
-                .handle_report(block.total_lost, block.last_sequence_number)
-            else {
-                continue;
-            };
             let report = UplinkReport {
-                fraction_lost,
+                fraction_lost: block.fraction_lost,
                 rtt: report_rtt(now, block.last_sender_report, block.delay),
             };
             let _ = events.try_send(crate::RtcEvent::UplinkReported(report));
         }
     }
 }
-
-/// Streams one layer's reports may be about (its RTP stream; room for an RTX one).
-const STREAMS_PER_LAYER: usize = 2;
 
 /// The middle 32 bits of the NTP time (16.16 seconds), as sender reports carry it.
 fn ntp_middle(now: std::time::SystemTime) -> u32 {

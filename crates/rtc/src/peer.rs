@@ -17,7 +17,9 @@ use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
-use webrtc::rtp_transceiver::rtp_codec::{RTCRtpHeaderExtensionCapability, RTPCodecType};
+use webrtc::rtp_transceiver::rtp_codec::{
+    RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RTPCodecType,
+};
 
 /// Which of the two PeerConnections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -153,43 +155,67 @@ fn interceptors(media: &mut MediaEngine) -> Result<Registry, webrtc::Error> {
     Ok(crate::twcc_receiver::configure(registry, media))
 }
 
+/// The WebRTC stack for one of our PeerConnections: codecs (with `red`, RED for audio, so
+/// the server sends each Opus frame with copies of the two before it: `red.rs`; plain
+/// Opus still comes on PT 111), simulcast header extensions, interceptors, ICE settings.
+fn api(config: &RtcConfig, red: bool) -> Result<webrtc::api::API, webrtc::Error> {
+    let mut media = MediaEngine::default();
+    media.register_default_codecs()?;
+    if red {
+        media.register_codec(
+            RTCRtpCodecParameters {
+                capability: RTCRtpCodecCapability {
+                    mime_type: "audio/red".to_owned(),
+                    clock_rate: 48_000,
+                    channels: 2,
+                    sdp_fmtp_line: "111/111".to_owned(),
+                    rtcp_feedback: Vec::new(),
+                },
+                payload_type: crate::red::RED_PAYLOAD_TYPE,
+                ..Default::default()
+            },
+            RTPCodecType::Audio,
+        )?;
+    }
+    // Simulcast: the server tells our layers apart by these RTP header extensions.
+    for uri in [
+        webrtc::sdp::extmap::SDES_MID_URI,
+        webrtc::sdp::extmap::SDES_RTP_STREAM_ID_URI,
+        webrtc::sdp::extmap::SDES_REPAIR_RTP_STREAM_ID_URI,
+    ] {
+        media.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: uri.to_owned(),
+            },
+            RTPCodecType::Video,
+            None,
+        )?;
+    }
+    let registry = interceptors(&mut media)?;
+    let mut settings = SettingEngine::default();
+    settings.set_include_loopback_candidate(config.allow_loopback);
+    // The SFU has one address. When its check reaches us before its trickled candidate,
+    // the working pair is peer-reflexive, and the default 1 s wait before nominating
+    // one made ~1 join in 5 take 1.1 s. Nominate reflexive pairs at once; a relay still
+    // waits (2 s) so a direct path wins when there is one.
+    settings.set_prflx_acceptance_min_wait(Some(Duration::ZERO));
+    settings.set_srflx_acceptance_min_wait(Some(Duration::ZERO));
+    Ok(APIBuilder::new()
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(settings)
+        .build())
+}
+
 impl PeerConnections {
     /// Creates both PCs and the publisher's `_reliable`/`_lossy` channels (they must be in
     /// the first publisher offer). Events go to `events`.
     pub async fn new(config: RtcConfig, events: mpsc::Sender<RtcEvent>) -> Result<Self, RtcError> {
         let setup = |e: webrtc::Error| RtcError::Setup(e.to_string());
-        let mut media = MediaEngine::default();
-        media.register_default_codecs().map_err(setup)?;
-        // Simulcast: the server tells our layers apart by these RTP header extensions.
-        for uri in [
-            webrtc::sdp::extmap::SDES_MID_URI,
-            webrtc::sdp::extmap::SDES_RTP_STREAM_ID_URI,
-            webrtc::sdp::extmap::SDES_REPAIR_RTP_STREAM_ID_URI,
-        ] {
-            media
-                .register_header_extension(
-                    RTCRtpHeaderExtensionCapability {
-                        uri: uri.to_owned(),
-                    },
-                    RTPCodecType::Video,
-                    None,
-                )
-                .map_err(setup)?;
-        }
-        let registry = interceptors(&mut media).map_err(setup)?;
-        let mut settings = SettingEngine::default();
-        settings.set_include_loopback_candidate(config.allow_loopback);
-        // The SFU has one address. When its check reaches us before its trickled candidate,
-        // the working pair is peer-reflexive, and the default 1 s wait before nominating
-        // one made ~1 join in 5 take 1.1 s. Nominate reflexive pairs at once; a relay still
-        // waits (2 s) so a direct path wins when there is one.
-        settings.set_prflx_acceptance_min_wait(Some(Duration::ZERO));
-        settings.set_srflx_acceptance_min_wait(Some(Duration::ZERO));
-        let api = APIBuilder::new()
-            .with_media_engine(media)
-            .with_interceptor_registry(registry)
-            .with_setting_engine(settings)
-            .build();
+        // RED only on the subscriber: our publisher sends plain Opus, and offering RED there
+        // made livekit-server take our Opus packets for RED.
+        let publishing = api(&config, false).map_err(setup)?;
+        let receiving = api(&config, true).map_err(setup)?;
         let rtc_config = || RTCConfiguration {
             ice_servers: config
                 .ice_servers
@@ -202,8 +228,18 @@ impl PeerConnections {
                 .collect(),
             ..Default::default()
         };
-        let publisher = Arc::new(api.new_peer_connection(rtc_config()).await.map_err(setup)?);
-        let subscriber = Arc::new(api.new_peer_connection(rtc_config()).await.map_err(setup)?);
+        let publisher = Arc::new(
+            publishing
+                .new_peer_connection(rtc_config())
+                .await
+                .map_err(setup)?,
+        );
+        let subscriber = Arc::new(
+            receiving
+                .new_peer_connection(rtc_config())
+                .await
+                .map_err(setup)?,
+        );
         for (pc, target) in [
             (&publisher, Target::Publisher),
             (&subscriber, Target::Subscriber),

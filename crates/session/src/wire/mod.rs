@@ -486,7 +486,7 @@ pub(crate) fn encode(out: Outbound) -> Vec<u8> {
             width: t.width,
             height: t.height,
             muted: t.muted,
-            // webrtc-rs has no RED encoder.
+            // webrtc-rs has no RED encoder: we publish plain Opus (we receive RED: red.rs).
             disable_red: t.kind == TrackKind::Audio,
             layers: t
                 .layers
