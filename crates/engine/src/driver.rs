@@ -12,9 +12,9 @@ use estrade_rtc::{
     VideoCodec,
 };
 use estrade_session::{
-    ChatError, ChatMessage, DisconnectReason, ParticipantSid, RemoteVideoLimit, RtcCommand,
-    Session, SessionEvent, SessionState, SignalTarget, TrackKind, TrackRequest, TrackSettings,
-    TrackSid, TrackSource, VideoLayer,
+    ChatError, ChatMessage, DisconnectReason, ParticipantSid, RtcCommand, Session, SessionEvent,
+    SessionState, SignalTarget, TrackKind, TrackRequest, TrackSettings, TrackSid, TrackSource,
+    VideoLayer,
 };
 use futures_util::SinkExt as _;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -24,7 +24,7 @@ use crate::audio::{self, AudioOutput};
 use crate::events::RoomEvent;
 use crate::room::CommandError;
 use crate::signal::{ConnectError, Ws};
-use crate::sound_guard::{ArrivalCounter, DownlinkArrivals, GuardChange, SoundGuard};
+use crate::sound_guard::{ArrivalCounter, DownlinkArrivals, SoundGuard};
 use crate::video::{self, VideoOutput};
 
 /// Closing the socket politely must not hold the room open.
@@ -709,43 +709,6 @@ impl Driver {
 
     /// Hands `event` to the application, or queues it behind the ones it has not taken.
     /// Never waits: a command (`leave`) must not depend on the application reading.
-    /// Every guard tick: pauses the remote video while our downlink loses most packets,
-    /// tries its lowest layer after a hold, gives it back when that holds
-    /// (`sound_guard.rs`).
-    fn check_sound(&mut self) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let (expected, received) = (
-            self.sound.expected.load(Relaxed),
-            self.sound.received.load(Relaxed),
-        );
-        let wanted = self.session.remote_video_wanted();
-        match self
-            .guard
-            .handle_tick(Instant::now(), expected, received, wanted)
-        {
-            Some(GuardChange::Paused) => {
-                self.session.limit_remote_video(RemoteVideoLimit::Off);
-                // Said once per stretch: a failed trial is no news.
-                if !self.video_paused_for_sound {
-                    tracing::info!(
-                        "downlink losing most packets: remote video paused to keep the sound"
-                    );
-                    self.video_paused_for_sound = true;
-                    self.emit(RoomEvent::RemoteVideoPausedForSound);
-                }
-            }
-            Some(GuardChange::Trial) => {
-                self.session.limit_remote_video(RemoteVideoLimit::Lowest);
-            }
-            Some(GuardChange::Resumed) => {
-                self.session.limit_remote_video(RemoteVideoLimit::None);
-                self.video_paused_for_sound = false;
-                self.emit(RoomEvent::RemoteVideoResumed);
-            }
-            None => {}
-        }
-    }
-
     fn emit(&mut self, event: RoomEvent) {
         if !self.outbox.is_empty() {
             self.outbox.push_back(event);
@@ -831,6 +794,8 @@ fn new_stream_id() -> String {
     )
 }
 
+#[path = "downlink.rs"]
+mod downlink;
 #[path = "publish.rs"]
 mod publish;
 #[path = "reconnect.rs"]

@@ -449,12 +449,7 @@ impl Session {
                         && track.kind == TrackKind::Video
                         && self.signalling()
                     {
-                        let settings = TrackSettings {
-                            enabled: true,
-                            width: 0,
-                            height: 0,
-                        };
-                        self.send_track_settings(track.sid.clone(), settings);
+                        self.send_track_settings(track.sid.clone(), video_impl::UNSET);
                     }
                     SessionEvent::TrackPublished { participant, track }
                 }

@@ -10,7 +10,7 @@ use crate::wire::{self, Outbound};
 
 /// No settings from the application: on, the best layer (what the server sends a
 /// subscriber that never sent any).
-const UNSET: TrackSettings = TrackSettings {
+pub(crate) const UNSET: TrackSettings = TrackSettings {
     enabled: true,
     width: 0,
     height: 0,
