@@ -349,21 +349,25 @@ async fn a_student_on_a_150_kbit_link_keeps_the_trainers_voice_and_gets_the_vide
         .map(|(_, at)| *at);
     assert!(
         guard_paused.is_some_and(|at| at <= Duration::from_secs(1)),
-        "the video paused to keep the sound within a second (measured 0.36–0.41 s): {paused_after:?}"
+        "the video paused to keep the sound within a second (measured 0.22–0.32 s): {paused_after:?}"
     );
+    // The onset's loss: the first packets through the cap are the queued ones (no gap
+    // seen yet), then one packet every ~65 ms; the server applies a pause 100 ms after
+    // it is asked (its debounce) and the cap's queue drains after that.
     let onset: u64 = concealed_each_second[..3].iter().sum();
     assert!(
         onset <= 60,
-        "the voice lost in the cap's first 3 s: {onset} frames (measured 38–42 with the guard, 77–137 without)"
+        "the voice lost in the cap's first 3 s: {onset} frames (measured 17–40 with the guard, 77–137 without)"
     );
     // Each later try of the lowest layer costs sound too (a keyframe burst into a full
-    // queue): measured 86.9–88.1 % played over the cap (72.6–88.9 % without the guard;
-    // libwebrtc as the listener in the fault bench: 76–86 %). The issue's 95 % is not met.
-    assert!(from_data >= 0.75, "the trainer's voice: {from_data:.3}");
+    // queue), 6–21 frames a try: measured 89.2–95.3 % played over the cap, most runs
+    // 93.6–94.5 % (72.6–88.9 % without the guard; libwebrtc as the listener in the fault
+    // bench: 74–86 %). The issue's 95 % is met in some runs only.
+    assert!(from_data >= 0.85, "the trainer's voice: {from_data:.3}");
     let back = back.expect("video back after the cap");
     assert!(
         back.saturating_duration_since(lifted) <= Duration::from_secs(15),
-        "video back {:?} after the cap (the issue wants 2 s): when the next try of the lowest layer, then the server's probe, succeed",
+        "video back {:?} after the cap (the issue wants 2 s): with the next try of the lowest layer, a hold (3 s, then 4.5, 6.75, up to 12) after the last",
         back.saturating_duration_since(lifted)
     );
 }

@@ -14,16 +14,9 @@ impl Driver {
     /// tries its lowest layer after a hold, gives it back when that holds
     /// (`sound_guard.rs`).
     pub(super) fn check_sound(&mut self) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let (expected, received) = (
-            self.sound.expected.load(Relaxed),
-            self.sound.received.load(Relaxed),
-        );
+        let (all, video) = self.sound.counts();
         let wanted = self.session.remote_video_wanted();
-        match self
-            .guard
-            .handle_tick(Instant::now(), expected, received, wanted)
-        {
+        match self.guard.handle_tick(Instant::now(), all, video, wanted) {
             Some(GuardChange::Paused) => {
                 self.session.limit_remote_video(RemoteVideoLimit::Off);
                 // Said once per stretch: a failed trial is no news.

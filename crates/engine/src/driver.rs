@@ -549,7 +549,7 @@ impl Driver {
                 match estrade_media::remote_audio() {
                     Ok((feed, remote)) => {
                         output.open(&identity, &sid, remote);
-                        let counter = ArrivalCounter::new(Arc::clone(&self.sound));
+                        let counter = ArrivalCounter::new(Arc::clone(&self.sound), false);
                         self.remote_media.spawn(async move {
                             audio::feed_remote_audio(track, feed, counter).await;
                             owner
@@ -563,7 +563,7 @@ impl Driver {
             }
             (_, Some(output), MediaKind::Video, Some(identity)) => {
                 let sink = output.open(&identity, &sid);
-                let counter = ArrivalCounter::new(Arc::clone(&self.sound));
+                let counter = ArrivalCounter::new(Arc::clone(&self.sound), true);
                 self.remote_media.spawn(async move {
                     video::play_remote_video(track, sink, published, counter).await;
                     owner

@@ -7,7 +7,7 @@
 //! pauses the video on its own, but measured 2.5–3 s after the cap began: the trainer's
 //! voice was lost for those seconds. Here every remote stream's loss (sound and video)
 //! is watched at arrival (sequence gaps, so Opus DTX's silences are no loss), and when
-//! 60 % or more is lost over the newest 30 packets or more (150 ms of a camera and a
+//! 80 % or more is lost over the newest 15 packets or more (75 ms of a camera and a
 //! voice) the video is paused: the server stops forwarding it at once, and the sound gets
 //! the link. A bottleneck's queue drops alike from every stream it carries, so the
 //! video's loss is the sound's. Random loss even at 20 % does not come near (the
@@ -16,7 +16,7 @@
 //! The pause lasts a hold (3 s, half as long again each time a trial fails, up to 12 s;
 //! back to 3 s after 30 s without a pause). Then a **trial**: the video is asked for at
 //! its lowest layer only (~150 kbit/s for a 720p simulcast camera, a tenth of the top),
-//! and a loss of 20 % within 2 s pauses it again. A failed trial on a 150 kbit/s link
+//! and a loss of 25 % within 2 s pauses it again. A failed trial on a 150 kbit/s link
 //! costs ~5 frames of sound, where asking for the top layer at once cost ~25. A trial
 //! that passes gives the application its own settings back; from there the server's
 //! estimator follows the link (it climbs to the top layer as its probes allow).
@@ -27,12 +27,22 @@ use std::time::{Duration, Instant};
 pub(crate) const TICK: Duration = Duration::from_millis(50);
 /// Ticks remembered: the loss is computed over the newest ones holding enough packets.
 const TICKS: usize = 20;
-/// Packets the loss is computed over, at least (a 720p camera and a voice send ~200 a
-/// second).
-const ENOUGH: u64 = 30;
-/// The share of packets lost that pauses the video, and during a trial.
-const SHED_LOSS: f64 = 0.6;
-const TRIAL_LOSS: f64 = 0.2;
+/// Packets the loss is computed over, at least. Under a cap few packets come (at 150
+/// kbit/s, ~17 of a camera's a second), and each reveals the gap before it (~9 lost):
+/// so the fewer needed, the sooner a cap is seen. 15 at 80 % pause as rarely under 20 %
+/// random loss as 30 at 60 % did (~1 in 10^6 per window), after two of those packets
+/// rather than four (measured: the pause 0.22–0.31 s into the cap, from 0.31–0.41 s).
+const ENOUGH: u64 = 15;
+/// The share of packets lost that pauses the video.
+const SHED_LOSS: f64 = 0.8;
+/// During a trial: 35 % of the sound's newest 15 packets or more lost ends it (0.15 s of
+/// two voices), or half of the video's newest 10 or more. Under 10 % random loss each
+/// trips about 1 window in 500 (so a trial then fails now and then, and the video comes
+/// a hold later).
+const SOUND_ENOUGH: u64 = 15;
+const TRIAL_SOUND_LOSS: f64 = 0.35;
+const VIDEO_ENOUGH: u64 = 10;
+const TRIAL_VIDEO_LOSS: f64 = 0.5;
 const TRIAL: Duration = Duration::from_secs(2);
 const FIRST_HOLD: Duration = Duration::from_secs(3);
 const LONGEST_HOLD: Duration = Duration::from_secs(12);
@@ -57,12 +67,68 @@ enum Phase {
     Trial { until: Instant },
 }
 
+/// Packets expected (by sequence number) and received, cumulative since the room began.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) expected: u64,
+    pub(crate) received: u64,
+}
+
+/// The newest [`TICKS`] ticks of one set of counters.
 #[derive(Debug)]
-pub(crate) struct SoundGuard {
+struct Window {
     /// (expected, received) per tick, newest last.
     ticks: [(u64, u64); TICKS],
     filled: usize,
-    totals: Option<(u64, u64)>,
+    totals: Option<Counts>,
+}
+
+impl Window {
+    fn new() -> Self {
+        Self {
+            ticks: [(0, 0); TICKS],
+            filled: 0,
+            totals: None,
+        }
+    }
+
+    fn push(&mut self, counts: Counts) {
+        let last = self.totals.unwrap_or(counts);
+        self.totals = Some(counts);
+        self.ticks.rotate_left(1);
+        self.ticks[TICKS - 1] = (
+            counts.expected.saturating_sub(last.expected),
+            counts.received.saturating_sub(last.received),
+        );
+        self.filled = (self.filled + 1).min(TICKS);
+    }
+
+    /// Forgets the ticks so far (what was lost before a trial must not judge it).
+    fn forget(&mut self) {
+        self.filled = 0;
+    }
+
+    /// The share lost over the newest ticks holding `enough` packets, if they do.
+    fn loss(&self, enough: u64) -> Option<f64> {
+        let (mut expected, mut received) = (0, 0);
+        for &(e, r) in self.ticks[TICKS - self.filled..].iter().rev() {
+            expected += e;
+            received += r;
+            if expected >= enough {
+                // Late packets can make more arrive than were expected in a window.
+                return Some(expected.saturating_sub(received) as f64 / expected as f64);
+            }
+        }
+        None
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct SoundGuard {
+    /// Every remote stream; the sound's alone and the video's alone.
+    all: Window,
+    sound: Window,
+    video: Window,
     phase: Phase,
     hold: Duration,
     last_pause: Option<Instant>,
@@ -71,43 +137,42 @@ pub(crate) struct SoundGuard {
 impl SoundGuard {
     pub(crate) fn new() -> Self {
         Self {
-            ticks: [(0, 0); TICKS],
-            filled: 0,
-            totals: None,
+            all: Window::new(),
+            sound: Window::new(),
+            video: Window::new(),
             phase: Phase::Clear,
             hold: FIRST_HOLD,
             last_pause: None,
         }
     }
 
-    /// Every [`TICK`]: the remote packets expected and received since the room began
-    /// (cumulative, every remote track), and whether any remote video is wanted by the
-    /// application. Returns what to do, if anything.
+    /// Every [`TICK`]: the remote packets so far (every remote track, and the video
+    /// tracks alone), and whether any remote video is wanted by the application. Returns
+    /// what to do, if anything.
     pub(crate) fn handle_tick(
         &mut self,
         now: Instant,
-        expected: u64,
-        received: u64,
+        all: Counts,
+        video: Counts,
         video_wanted: bool,
     ) -> Option<GuardChange> {
-        let (last_expected, last_received) = self.totals.unwrap_or((expected, received));
-        self.totals = Some((expected, received));
-        self.ticks.rotate_left(1);
-        self.ticks[TICKS - 1] = (
-            expected.saturating_sub(last_expected),
-            received.saturating_sub(last_received),
-        );
-        self.filled = (self.filled + 1).min(TICKS);
+        self.all.push(all);
+        self.sound.push(Counts {
+            expected: all.expected.saturating_sub(video.expected),
+            received: all.received.saturating_sub(video.received),
+        });
+        self.video.push(video);
         match self.phase {
             Phase::Paused { until } if now >= until => {
                 self.phase = Phase::Trial { until: now + TRIAL };
-                // What was lost before must not judge the trial.
-                self.filled = 0;
+                self.all.forget();
+                self.sound.forget();
+                self.video.forget();
                 Some(GuardChange::Trial)
             }
             Phase::Paused { .. } => None,
             Phase::Trial { until } => {
-                if self.loss().is_some_and(|l| l >= TRIAL_LOSS) {
+                if self.trial_failed() {
                     self.hold = (self.hold.mul_f64(1.5)).min(LONGEST_HOLD);
                     return Some(self.pause(now));
                 }
@@ -122,10 +187,26 @@ impl SoundGuard {
                     self.hold = FIRST_HOLD;
                     self.last_pause = None;
                 }
-                let shed = video_wanted && self.loss().is_some_and(|l| l >= SHED_LOSS);
+                let shed = video_wanted && self.all.loss(ENOUGH).is_some_and(|l| l >= SHED_LOSS);
                 shed.then(|| self.pause(now))
             }
         }
+    }
+
+    /// The link did not carry the lowest layer: the sound loses 35 %, or the video half
+    /// of its packets. Either can come first. The trial's first keyframe is a burst; on a
+    /// link that cannot carry it most of it may be lost while the sound is only delayed
+    /// (then the video's loss ends the trial ~0.1 s after the burst), or the queue's
+    /// first packets may be the keyframe's and the sound's the ones dropped behind it
+    /// (measured: 5 of 18 video packets lost, 20 of 49 of the sound's).
+    fn trial_failed(&self) -> bool {
+        self.sound
+            .loss(SOUND_ENOUGH)
+            .is_some_and(|l| l >= TRIAL_SOUND_LOSS)
+            || self
+                .video
+                .loss(VIDEO_ENOUGH)
+                .is_some_and(|l| l >= TRIAL_VIDEO_LOSS)
     }
 
     fn pause(&mut self, now: Instant) -> GuardChange {
@@ -135,34 +216,41 @@ impl SoundGuard {
         self.last_pause = Some(now);
         GuardChange::Paused
     }
-
-    /// The share lost over the newest ticks holding [`ENOUGH`] packets, if they do.
-    fn loss(&self) -> Option<f64> {
-        let (mut expected, mut received) = (0, 0);
-        for &(e, r) in self.ticks[TICKS - self.filled..].iter().rev() {
-            expected += e;
-            received += r;
-            if expected >= ENOUGH {
-                // Late packets can make more arrive than were expected in a window.
-                return Some(expected.saturating_sub(received) as f64 / expected as f64);
-            }
-        }
-        None
-    }
 }
 
 /// Counts a remote track's packets at arrival, for the guard: one per track task,
-/// feeding counters shared by all (two relaxed atomic adds per packet).
+/// feeding counters shared by all (two relaxed atomic adds per packet, four for video).
 pub(crate) struct ArrivalCounter {
     highest: Option<u16>,
     shared: std::sync::Arc<DownlinkArrivals>,
+    video: bool,
 }
 
-/// Every remote track's packets, expected (by sequence number) and received.
+/// Every remote track's packets, expected (by sequence number) and received, and the
+/// video tracks' alone.
 #[derive(Debug, Default)]
 pub(crate) struct DownlinkArrivals {
-    pub(crate) expected: std::sync::atomic::AtomicU64,
-    pub(crate) received: std::sync::atomic::AtomicU64,
+    expected: std::sync::atomic::AtomicU64,
+    received: std::sync::atomic::AtomicU64,
+    video_expected: std::sync::atomic::AtomicU64,
+    video_received: std::sync::atomic::AtomicU64,
+}
+
+impl DownlinkArrivals {
+    /// The counts so far: every track's, the video's.
+    pub(crate) fn counts(&self) -> (Counts, Counts) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            Counts {
+                expected: self.expected.load(Relaxed),
+                received: self.received.load(Relaxed),
+            },
+            Counts {
+                expected: self.video_expected.load(Relaxed),
+                received: self.video_received.load(Relaxed),
+            },
+        )
+    }
 }
 
 /// A jump of more sequence numbers than this is a restarted stream (or a layer switch
@@ -170,10 +258,12 @@ pub(crate) struct DownlinkArrivals {
 const LONGEST_GAP: u16 = 500;
 
 impl ArrivalCounter {
-    pub(crate) fn new(shared: std::sync::Arc<DownlinkArrivals>) -> Self {
+    /// Counts a track's packets into `shared` (and into the video's counts if `video`).
+    pub(crate) fn new(shared: std::sync::Arc<DownlinkArrivals>, video: bool) -> Self {
         Self {
             highest: None,
             shared,
+            video,
         }
     }
 
@@ -194,9 +284,17 @@ impl ArrivalCounter {
         if let Some(advance) = newer {
             self.highest = Some(seq);
             self.shared.expected.fetch_add(u64::from(advance), Relaxed);
+            if self.video {
+                self.shared
+                    .video_expected
+                    .fetch_add(u64::from(advance), Relaxed);
+            }
         }
         // A late packet (or a duplicate) was already expected.
         self.shared.received.fetch_add(1, Relaxed);
+        if self.video {
+            self.shared.video_received.fetch_add(1, Relaxed);
+        }
     }
 }
 

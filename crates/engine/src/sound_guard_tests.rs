@@ -1,17 +1,18 @@
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use super::*;
 
-/// A simulated downlink: 200 packets a second (a camera and a voice) with a share lost,
-/// through the counter, fed to the guard every tick. Returns the guard's changes with
-/// their time from the start.
+/// A simulated downlink: 200 packets a second (a camera's 120 and a voice's 80) with a
+/// share lost, through the counters, fed to the guard every tick. Returns the guard's
+/// changes with their time from the start.
 struct Link {
     guard: SoundGuard,
     arrivals: Arc<DownlinkArrivals>,
-    counter: ArrivalCounter,
+    camera: ArrivalCounter,
+    voice: ArrivalCounter,
     seq: u16,
+    voice_seq: u16,
     start: Instant,
     now: Instant,
     /// A xorshift: the same "random" loss every run.
@@ -24,9 +25,11 @@ impl Link {
         let start = Instant::now();
         Self {
             guard: SoundGuard::new(),
-            counter: ArrivalCounter::new(Arc::clone(&arrivals)),
+            camera: ArrivalCounter::new(Arc::clone(&arrivals), true),
+            voice: ArrivalCounter::new(Arc::clone(&arrivals), false),
             arrivals,
             seq: 65_500,
+            voice_seq: 1_000,
             start,
             now: start,
             state: 0x9E37_79B9_7F4A_7C15,
@@ -42,21 +45,37 @@ impl Link {
 
     /// `seconds` of the link losing `loss`; the changes, at seconds from the start.
     fn run(&mut self, seconds: f64, loss: f64, video: bool) -> Vec<(f64, GuardChange)> {
+        self.run_split(seconds, loss, loss, video)
+    }
+
+    /// The same, the sound and the video losing shares of their own.
+    fn run_split(
+        &mut self,
+        seconds: f64,
+        sound_loss: f64,
+        video_loss: f64,
+        video: bool,
+    ) -> Vec<(f64, GuardChange)> {
         let mut changes = Vec::new();
         let ticks = (seconds / TICK.as_secs_f64()).round() as usize;
         for _ in 0..ticks {
-            for _ in 0..10 {
-                self.seq = self.seq.wrapping_add(1);
-                if self.random() >= loss {
-                    self.counter.arrived(self.seq);
+            for k in 0..10 {
+                let is_video = k < 6;
+                let loss = if is_video { video_loss } else { sound_loss };
+                let lost = self.random() < loss;
+                let (seq, counter) = if is_video {
+                    (&mut self.seq, &mut self.camera)
+                } else {
+                    (&mut self.voice_seq, &mut self.voice)
+                };
+                *seq = seq.wrapping_add(1);
+                if !lost {
+                    counter.arrived(*seq);
                 }
             }
             self.now += TICK;
-            let (e, r) = (
-                self.arrivals.expected.load(Relaxed),
-                self.arrivals.received.load(Relaxed),
-            );
-            if let Some(change) = self.guard.handle_tick(self.now, e, r, video) {
+            let (all, camera) = self.arrivals.counts();
+            if let Some(change) = self.guard.handle_tick(self.now, all, camera, video) {
                 changes.push(((self.now - self.start).as_secs_f64(), change));
             }
         }
@@ -122,19 +141,76 @@ fn a_pause_holds_then_a_trial_at_the_lowest_layer_decides() {
 }
 
 #[test]
+fn a_trial_ends_on_the_videos_loss_before_the_sound_is_lost() {
+    use GuardChange::*;
+    // A cap for 1 s pauses the video (at ~1.05 s); the trial comes 3 s later, into
+    // whatever the link does then.
+    let capped = || {
+        let mut link = Link::new();
+        link.run(1.0, 0.0, true);
+        let changes = link.run(1.0, 0.9, true);
+        assert_eq!(changes.iter().map(|c| c.1).collect::<Vec<_>>(), [Paused]);
+        let trial_at = changes[0].0 + 3.0;
+        link.run(trial_at - 2.0 - 0.06, 0.0, true);
+        (link, trial_at)
+    };
+    // The keyframe burst: the video loses most packets, the sound (only delayed) none.
+    let (mut link, trial_at) = capped();
+    let changes = link.run_split(1.0, 0.0, 0.8, true);
+    assert_eq!(
+        changes.iter().map(|c| c.1).collect::<Vec<_>>()[..2],
+        [Trial, Paused]
+    );
+    assert!((changes[0].0 - trial_at).abs() < 0.06, "{changes:?}");
+    assert!(
+        changes[1].0 - changes[0].0 <= 0.11,
+        "the trial ended {:.2} s in",
+        changes[1].0 - changes[0].0
+    );
+    // Or the keyframe goes through and the sound behind it is dropped.
+    let (mut link, _) = capped();
+    let changes = link.run_split(1.0, 0.6, 0.0, true);
+    assert_eq!(
+        changes.iter().map(|c| c.1).collect::<Vec<_>>()[..2],
+        [Trial, Paused]
+    );
+    assert!(
+        // 15 of the sound's packets: 0.2 s of the simulated voice (80 a second).
+        changes[1].0 - changes[0].0 <= 0.26,
+        "the trial ended {:.2} s in",
+        changes[1].0 - changes[0].0
+    );
+    // Under 10 % random loss (the cap gone, a poor link still) the same trial passes.
+    let (mut link, _) = capped();
+    let changes = link.run(3.0, 0.1, true);
+    assert_eq!(
+        changes.iter().map(|c| c.1).collect::<Vec<_>>(),
+        [Trial, Resumed],
+        "{changes:?}"
+    );
+}
+
+#[test]
 fn nothing_is_paused_when_no_video_is_wanted_or_too_little_sound_arrives() {
     let mut link = Link::new();
     assert_eq!(link.run(5.0, 0.9, false), []);
     // Silence (DTX): a packet now and then, some lost; nothing to judge by.
     let mut guard = SoundGuard::new();
     let now = Instant::now();
+    let counts = |expected, received| Counts { expected, received };
     for tick in 0..100u64 {
         let at = now + TICK * tick as u32;
-        assert_eq!(guard.handle_tick(at, tick / 4, tick / 10, true), None);
+        let sound = counts(tick / 4, tick / 10);
+        assert_eq!(guard.handle_tick(at, sound, Counts::default(), true), None);
     }
     // Counters that go backwards (a new room's) are not a loss.
     assert_eq!(
-        guard.handle_tick(now + Duration::from_secs(11), 0, 0, true),
+        guard.handle_tick(
+            now + Duration::from_secs(11),
+            Counts::default(),
+            Counts::default(),
+            true
+        ),
         None
     );
 }
@@ -142,12 +218,11 @@ fn nothing_is_paused_when_no_video_is_wanted_or_too_little_sound_arrives() {
 #[test]
 fn the_counter_follows_sequence_numbers_as_they_come() {
     let arrivals = Arc::new(DownlinkArrivals::default());
-    let mut counter = ArrivalCounter::new(Arc::clone(&arrivals));
+    let mut counter = ArrivalCounter::new(Arc::clone(&arrivals), true);
     let totals = || {
-        (
-            arrivals.expected.load(Relaxed),
-            arrivals.received.load(Relaxed),
-        )
+        let (all, video) = arrivals.counts();
+        assert_eq!(all, video, "a video track's packets count in both");
+        (all.expected, all.received)
     };
     // Across the wrap, two lost.
     for seq in [65_534u16, 65_535, 2, 3] {

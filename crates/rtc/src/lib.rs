@@ -6,11 +6,12 @@
 //! Everything the stack reports (local candidates, connection states, data) comes out of
 //! one bounded channel of [`RtcEvent`]s.
 
+mod feedback;
 mod media;
+mod nack;
 mod peer;
 mod red;
 mod twcc;
-mod twcc_receiver;
 
 pub use estrade_media::VideoCodec;
 pub use media::{LocalTrack, MediaKind, RemoteTrack, RemoteVideoFrames, RtpPacket};

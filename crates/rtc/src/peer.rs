@@ -122,37 +122,16 @@ pub struct PeerConnections {
     pub(crate) events: mpsc::Sender<RtcEvent>,
 }
 
-/// webrtc-rs's default interceptors (NACK both ways, RTCP reports) and our TWCC feedback for
-/// the server's send-side estimation (`twcc.rs` says why not webrtc-rs's), with the NACK generator's window cut from 8,192 packets
-/// to 128. It asks again for every missing packet of its window every 100 ms until it
-/// comes: over 8,192 packets a lossy or capped downlink kept asking for packets whose
-/// frame was given up long before (`REPAIR_WAIT`, half a second), and the server's
-/// retransmissions crowded the sound out of a capped link.
+/// Our interceptors: webrtc-rs's NACK responder (our publisher resends what the server
+/// asks for) and RTCP reports; our own feedback on what we receive (`feedback.rs`: TWCC
+/// for the server's send-side estimate, `twcc.rs` says why not webrtc-rs's; video NACKs,
+/// `nack.rs` says why not webrtc-rs's generator).
 fn interceptors(media: &mut MediaEngine) -> Result<Registry, webrtc::Error> {
-    use webrtc::interceptor::nack::{generator::Generator, responder::Responder};
-    use webrtc::rtp_transceiver::RTCPFeedback;
-    for parameter in ["", "pli"] {
-        media.register_feedback(
-            RTCPFeedback {
-                typ: "nack".to_owned(),
-                parameter: parameter.to_owned(),
-            },
-            RTPCodecType::Video,
-        );
-    }
+    use webrtc::interceptor::nack::responder::Responder;
     let mut registry = Registry::new();
-    // 2^(1 + 6) = 128 packets: ~1.3 s of a 1 Mb/s camera, more of a smaller one. The
-    // newest 8 gaps are not asked for yet: under jitter packets come out of order, and a
-    // packet merely late need not be resent. (Its effect on the fault bench is not shown:
-    // two runs, within the run-to-run spread.)
-    registry.add(Box::new(
-        Generator::builder()
-            .with_log2_size_minus_6(1)
-            .with_skip_last_n(8),
-    ));
     registry.add(Box::new(Responder::builder()));
     let registry = configure_rtcp_reports(registry);
-    Ok(crate::twcc_receiver::configure(registry, media))
+    Ok(crate::feedback::configure(registry, media))
 }
 
 /// The WebRTC stack for one of our PeerConnections: codecs (with `red`, RED for audio, so
