@@ -531,7 +531,9 @@ impl RemoteVideoFrames {
         self
     }
 
-    /// The next complete frame, and how many frames were dropped before it.
+    /// The next complete frame, and how many packets of media were lost before it
+    /// (padding is not media: livekit-server probes our downlink with padding-only
+    /// packets on the video's stream, and counted as lost each probe cost a keyframe).
     pub async fn next(&mut self) -> Result<(Bytes, u16), RtcError> {
         loop {
             let sample = match &mut self.builder {
@@ -539,7 +541,8 @@ impl RemoteVideoFrames {
                 Reassembly::H264(b) => b.pop(),
             };
             if let Some(sample) = sample {
-                return Ok((sample.data, sample.prev_dropped_packets));
+                let lost = media_lost(&sample);
+                return Ok((sample.data, lost));
             }
             let (packet, _) = self
                 .track
@@ -560,6 +563,14 @@ impl RemoteVideoFrames {
     pub fn track(&self) -> &RemoteTrack {
         &self.track
     }
+}
+
+/// Packets of media lost before `sample`: webrtc-rs counts the padding it skipped among
+/// the dropped packets.
+fn media_lost(sample: &Sample) -> u16 {
+    sample
+        .prev_dropped_packets
+        .saturating_sub(sample.prev_padding_packets)
 }
 
 /// How long (in media time) an incomplete video frame waits for its missing packets to
@@ -586,7 +597,73 @@ fn video_feedback() -> Vec<RTCPFeedback> {
 mod tests {
     use std::time::{Duration, SystemTime};
 
-    use super::{ntp_middle, report_rtt};
+    use bytes::Bytes;
+    use webrtc::media::io::sample_builder::SampleBuilder;
+    use webrtc::rtp::codecs::vp8::Vp8Packet;
+    use webrtc::rtp::header::Header;
+    use webrtc::rtp::packet::Packet;
+
+    use super::{media_lost, ntp_middle, report_rtt};
+
+    /// One-packet VP8 frames (start of partition, marker) and padding-only packets.
+    fn vp8(seq: u16, timestamp: u32) -> Packet {
+        Packet {
+            header: Header {
+                sequence_number: seq,
+                timestamp,
+                marker: true,
+                ..Default::default()
+            },
+            payload: Bytes::from_static(&[0x10, 0x00, 0x01, 0x02]),
+        }
+    }
+
+    fn padding(seq: u16, timestamp: u32) -> Packet {
+        Packet {
+            header: Header {
+                sequence_number: seq,
+                timestamp,
+                padding: true,
+                ..Default::default()
+            },
+            payload: Bytes::new(),
+        }
+    }
+
+    /// What `RemoteVideoFrames::next` says was lost before each frame.
+    fn lost_before_each(packets: Vec<Packet>) -> Vec<u16> {
+        let mut builder = SampleBuilder::new(256, Vp8Packet::default(), 90_000)
+            .with_max_time_delay(super::REPAIR_WAIT);
+        let mut lost = Vec::new();
+        for p in packets {
+            builder.push(p);
+            while let Some(sample) = builder.pop() {
+                lost.push(media_lost(&sample));
+            }
+        }
+        lost
+    }
+
+    #[test]
+    fn the_servers_padding_probes_are_no_loss_and_a_gap_is() {
+        // livekit-server probes a downlink with padding after the last frame sent.
+        let probed = lost_before_each(vec![
+            vp8(1, 3000),
+            vp8(2, 6000),
+            padding(3, 6000),
+            padding(4, 6000),
+            padding(5, 6000),
+            vp8(6, 9000),
+            vp8(7, 12000),
+            vp8(8, 15000),
+        ]);
+        assert!(probed.iter().all(|&l| l == 0), "{probed:?}");
+        // Packet 3 never comes: given up once the frames after it span `REPAIR_WAIT`.
+        let mut with_gap = vec![vp8(1, 3000), vp8(2, 6000)];
+        with_gap.extend((4..40u16).map(|seq| vp8(seq, u32::from(seq) * 3000)));
+        let gap = lost_before_each(with_gap);
+        assert!(gap.iter().any(|&l| l > 0), "{gap:?}");
+    }
 
     #[test]
     fn round_trips_are_read_from_report_blocks_and_forged_ones_refused() {
