@@ -134,7 +134,9 @@ async fn under(link: Link, port: u16) -> Got {
 async fn under_ten_percent_loss_each_way_the_class_is_heard_and_seen() {
     let _turn = common::one_at_a_time().await;
     let got = under(Link::both(Impairment::loss(0.10)), 18070).await;
-    // Measured: 92–93 % played, 72–78 % of frames shown, back 0–3.1 s after the end. The
+    // Measured: 92–98 % played, 72–78 % of frames shown (session 7); since our own NACKs,
+    // 41 % once with 3 tries 100 ms apart, 61 and 99 % with 5 tries 60 ms apart (the
+    // asks are lost on the lossy uplink too); back 0–3.1 s after the end. The
     // issue's 1 s is not met under this loss yet: a keyframe lost near the end waits
     // for the next, and the server forwards one request a second (its PLI throttle).
     // Since our TWCC feedback reports every loss, the server's loss-based detector may

@@ -349,7 +349,7 @@ async fn a_student_on_a_150_kbit_link_keeps_the_trainers_voice_and_gets_the_vide
         .map(|(_, at)| *at);
     assert!(
         guard_paused.is_some_and(|at| at <= Duration::from_secs(1)),
-        "the video paused to keep the sound within a second (measured 0.22–0.32 s): {paused_after:?}"
+        "the video paused to keep the sound within a second (measured 0.25–0.36 s): {paused_after:?}"
     );
     // The onset's loss: the first packets through the cap are the queued ones (no gap
     // seen yet), then one packet every ~65 ms; the server applies a pause 100 ms after
@@ -360,9 +360,10 @@ async fn a_student_on_a_150_kbit_link_keeps_the_trainers_voice_and_gets_the_vide
         "the voice lost in the cap's first 3 s: {onset} frames (measured 17–40 with the guard, 77–137 without)"
     );
     // Each later try of the lowest layer costs sound too (a keyframe burst into a full
-    // queue), 6–21 frames a try: measured 89.2–95.3 % played over the cap, most runs
-    // 93.6–94.5 % (72.6–88.9 % without the guard; libwebrtc as the listener in the fault
-    // bench: 74–86 %). The 95 % is met in some runs only.
+    // queue), 3–23 frames a try: measured 89.2–94.5 % played over the cap in seven runs,
+    // most 92–94.5 % (72.6–88.9 % without the guard; libwebrtc as the listener in the
+    // fault bench: 74–86 %). The 95 % is not met yet (95.3 % once, with an
+    // earlier setting of the guard).
     assert!(from_data >= 0.85, "the trainer's voice: {from_data:.3}");
     let back = back.expect("video back after the cap");
     assert!(

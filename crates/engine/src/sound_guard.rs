@@ -8,18 +8,19 @@
 //! voice was lost for those seconds. Here every remote stream's loss (sound and video)
 //! is watched at arrival (sequence gaps, so Opus DTX's silences are no loss), and when
 //! 80 % or more is lost over the newest 15 packets or more (75 ms of a camera and a
-//! voice) the video is paused: the server stops forwarding it at once, and the sound gets
-//! the link. A bottleneck's queue drops alike from every stream it carries, so the
-//! video's loss is the sound's. Random loss even at 20 % does not come near (the
-//! fault bench's loss rows; one chance in ~10^6 per window), and pausing would not help it.
+//! voice) the video is paused: the server stops forwarding it 100 ms later (its debounce
+//! of a `disabled` setting), and the sound gets the link. Random loss even at 20 % does
+//! not come near (one chance in ~10^6 per window), and pausing would not help it.
 //!
 //! The pause lasts a hold (3 s, half as long again each time a trial fails, up to 12 s;
 //! back to 3 s after 30 s without a pause). Then a **trial**: the video is asked for at
 //! its lowest layer only (~150 kbit/s for a 720p simulcast camera, a tenth of the top),
-//! and a loss of 25 % within 2 s pauses it again. A failed trial on a 150 kbit/s link
-//! costs ~5 frames of sound, where asking for the top layer at once cost ~25. A trial
-//! that passes gives the application its own settings back; from there the server's
-//! estimator follows the link (it climbs to the top layer as its probes allow).
+//! and it is paused again if the sound loses 35 % or the video half of its packets
+//! within 2 s (`SoundGuard::trial_failed`). A failed trial on a 150 kbit/s link costs
+//! 3–23 frames of the trainer's voice (measured; most 6–13), where asking for the top
+//! layer at once cost ~25. A trial that passes gives the application its own settings
+//! back; from there the server's estimator follows the link (it climbs to the top layer
+//! as its probes allow).
 
 use std::time::{Duration, Instant};
 
@@ -31,7 +32,7 @@ const TICKS: usize = 20;
 /// kbit/s, ~17 of a camera's a second), and each reveals the gap before it (~9 lost):
 /// so the fewer needed, the sooner a cap is seen. 15 at 80 % pause as rarely under 20 %
 /// random loss as 30 at 60 % did (~1 in 10^6 per window), after two of those packets
-/// rather than four (measured: the pause 0.22–0.31 s into the cap, from 0.31–0.41 s).
+/// rather than four (measured: the pause 0.25–0.36 s into the cap, from 0.30–0.41 s).
 const ENOUGH: u64 = 15;
 /// The share of packets lost that pauses the video.
 const SHED_LOSS: f64 = 0.8;

@@ -261,7 +261,8 @@ async fn report(
     let mut reports = Vec::new();
     let mut asks = Vec::new();
     let mut logged_overflow = 0;
-    let mut untracked = 0u64;
+    let (mut untracked, mut logged_untracked) = (0u64, 0u64);
+    let mut untracked_logged_at: Option<Instant> = None;
     loop {
         ticker.tick().await;
         let ended = loop {
@@ -319,10 +320,20 @@ async fn report(
             tracing::warn!(
                 arrivals = overflow - logged_overflow,
                 too_old = feedback.too_old,
-                untracked,
                 "RTP arrivals dropped: the feedback task fell behind"
             );
             logged_overflow = overflow;
+        }
+        // Said once, then at most every 10 s while it lasts.
+        let quiet = untracked_logged_at.is_some_and(|t| t.elapsed() < Duration::from_secs(10));
+        if untracked > logged_untracked && !quiet {
+            tracing::warn!(
+                packets = untracked - logged_untracked,
+                streams = nacks.len(),
+                "video packets of a stream beyond the NACK limit: its losses are not asked for"
+            );
+            logged_untracked = untracked;
+            untracked_logged_at = Some(Instant::now());
         }
     }
 }

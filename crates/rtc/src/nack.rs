@@ -28,8 +28,9 @@
 
 use std::collections::VecDeque;
 
-/// Later packets that must have come before a gap is asked for: under 50 ms of jitter,
-/// packets of a camera come out of order by a few places.
+/// Later packets that must have come before a gap is asked for: a packet merely late
+/// (reordered under jitter) need not be resent (webrtc-rs's generator skipped the newest
+/// 8 gaps as well, our setting of it since session 5).
 pub(crate) const REORDER: i64 = 8;
 /// ... or the time after which it is asked for anyway (the tail of a frame, a slow stream).
 pub(crate) const REORDER_TIME_US: i64 = 40_000;
@@ -47,7 +48,8 @@ const MAX_MISSING: usize = 256;
 pub(crate) const BUDGET_SHARE: f64 = 0.4;
 pub(crate) const BUDGET_MAX: f64 = 8.0;
 /// The stream's recent loss (an average over ~16 packets expected) beyond which nothing is
-/// asked for. Under 20 % random loss the average stays below it but ~1 time in 10^5.
+/// asked for. Under 20 % random loss that average has a spread of ~0.07, so it stays far
+/// below (a unit test: 20 % loss gets ≥ 95 % of its gaps asked for).
 pub(crate) const FUTILE_LOSS: f64 = 0.5;
 const LOSS_WEIGHT: f64 = 1.0 / 16.0;
 
@@ -71,8 +73,6 @@ pub(crate) struct NackRequester {
     loss: f64,
     /// When the newest packet came (µs).
     last_us: i64,
-    /// Asks not made because of the budget or the loss (for the logs).
-    pub(crate) withheld: u64,
 }
 
 impl Default for NackRequester {
@@ -89,7 +89,6 @@ impl NackRequester {
             budget: 0.0,
             loss: 0.0,
             last_us: 0,
-            withheld: 0,
         }
     }
 
@@ -144,11 +143,7 @@ impl NackRequester {
                 let settled = highest - gap.seq >= REORDER
                     || now_us.saturating_sub(gap.seen_us) >= REORDER_TIME_US;
                 let due = !retry || now_us.saturating_sub(gap.asked_us) >= RETRY_US;
-                if !settled || !due {
-                    continue;
-                }
-                if futile || self.budget < 1.0 {
-                    self.withheld += 1;
+                if !settled || !due || futile || self.budget < 1.0 {
                     continue;
                 }
                 self.budget -= 1.0;

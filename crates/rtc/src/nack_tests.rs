@@ -124,7 +124,6 @@ fn a_capped_link_losing_most_packets_gets_no_resends() {
     assert!(during_cap as f64 <= BUDGET_MAX, "{asks:?}");
     let after_onset = asks.iter().filter(|&&(t, _)| t > 300 * SPACING_US).count();
     assert_eq!(after_onset, 0, "{asks:?}");
-    assert!(nack.withheld > 0);
 }
 
 #[test]
